@@ -1,0 +1,58 @@
+//! The state shared by every request and background task.
+
+use std::time::SystemTime;
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::cooldowns::ModelCooldowns;
+use crate::keys::KeyPool;
+use crate::outcome::CooldownPolicy;
+use crate::refresh::RefreshReport;
+use crate::registry::{Registry, Snapshot};
+use crate::upstream::HttpClient;
+
+pub struct App {
+    pub config: Config,
+    pub registry: Registry,
+    pub cooldowns: ModelCooldowns,
+    pub keys: KeyPool,
+    pub client: HttpClient,
+    /// Wakes the refresher early (`POST /admin/refresh`).
+    pub refresh_now: Notify,
+    /// The refresher publishes each attempt's result here.
+    pub refresh_reports: watch::Sender<RefreshReport>,
+}
+
+impl App {
+    pub fn new(config: Config, initial: Snapshot) -> Self {
+        App {
+            keys: KeyPool::new(&config.upstream.api_keys),
+            client: HttpClient::new(config.server.upstream_keepalive_pool_size),
+            registry: Registry::new(initial),
+            cooldowns: ModelCooldowns::default(),
+            refresh_now: Notify::new(),
+            refresh_reports: watch::Sender::new(RefreshReport::default()),
+            config,
+        }
+    }
+
+    pub fn cooldown_policy(&self) -> CooldownPolicy {
+        CooldownPolicy {
+            rate_limit: self.config.routing.rate_limit_cooldown,
+            error: self.config.routing.error_cooldown,
+            until_refresh: self.config.models.refresh,
+        }
+    }
+
+    /// Listed models not cooling / cooling at `now` (the list's fallback is not counted).
+    pub fn model_tally(&self, snapshot: &Snapshot, now: SystemTime) -> (usize, usize) {
+        let cooling = snapshot
+            .list
+            .models
+            .iter()
+            .filter(|m| self.cooldowns.cooling_until(&m.id, now).is_some())
+            .count();
+        (snapshot.list.models.len() - cooling, cooling)
+    }
+}

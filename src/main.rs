@@ -1,0 +1,146 @@
+//! free-llm-proxy: one OpenAI-compatible endpoint backed by the best currently working
+//! free LLM. See README.md and spec/SPEC.md.
+
+mod api;
+mod app;
+mod auth;
+mod cli;
+mod config;
+mod cooldowns;
+mod dispatch;
+mod errors;
+mod keys;
+mod outcome;
+mod persist;
+mod proxy;
+mod refresh;
+mod registry;
+mod request;
+mod request_log;
+mod respond;
+mod routing;
+mod upstream;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+
+use crate::app::App;
+use crate::cli::{Command, USAGE};
+use crate::config::Config;
+
+fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("info");
+    env_logger::Builder::from_env(env)
+        .format(|buf, record| {
+            if record.target() == request_log::TARGET {
+                // Already a JSON object: one per line, as journald and log shippers want.
+                writeln!(buf, "{}", record.args())
+            } else {
+                writeln!(
+                    buf,
+                    "{} {:<5} {}: {}",
+                    buf.timestamp_millis(),
+                    record.level(),
+                    record.target(),
+                    record.args()
+                )
+            }
+        })
+        .init();
+}
+
+fn pingora_conf(config: &Config) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: s.threads,
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        error_log: s.error_log.clone(),
+        user: s.user.clone(),
+        group: s.group.clone(),
+        daemon: s.daemon,
+        work_stealing: s.work_stealing,
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    }
+}
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("free-llm-proxy: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("free-llm-proxy {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(options) => options,
+    };
+    init_logging();
+
+    let config = match Config::load(options.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("free-llm-proxy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.check {
+        let source = options
+            .config
+            .as_ref()
+            .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+        println!("free-llm-proxy: configuration OK ({source})");
+        return ExitCode::SUCCESS;
+    }
+    if config.upstream.api_keys.is_empty() {
+        log::warn!("no upstream API key configured: set OPENROUTER_API_KEY or upstream.api_keys; chat requests will get 503");
+    }
+
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&config));
+    server.bootstrap();
+
+    let listen = config.listen;
+    let snapshot = refresh::startup_snapshot(&config);
+    let app = Arc::new(App::new(config, snapshot));
+
+    let mut gateway = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        proxy::Gateway::new(app.clone()),
+        "free-llm-proxy gateway",
+    );
+    gateway.add_tcp(&listen.to_string());
+    server.add_service(gateway);
+    server.add_service(background_service(
+        "model list refresh",
+        refresh::Refresher::new(app),
+    ));
+
+    log::info!(
+        "free-llm-proxy {} listening on {listen}",
+        env!("CARGO_PKG_VERSION")
+    );
+    server.run_forever()
+}

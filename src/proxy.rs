@@ -1,0 +1,404 @@
+//! The Pingora `ProxyHttp` shell. Every request is answered in `request_filter`: the
+//! gateway owns the attempt loop (Pingora's own retry replays at most 64 KiB of body and
+//! commits on the first response header), so `upstream_peer` is never reached.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::api::{self, Route};
+use crate::app::App;
+use crate::auth;
+use crate::dispatch::{self, AnswerBody, AttemptRecord};
+use crate::errors::GatewayError;
+use crate::request::{ChatRequest, RequestError};
+use crate::request_log;
+use crate::respond::{self, Framing};
+use crate::upstream::{BodyRead, Exchange};
+
+/// Per-request context, filled as the request moves along and logged at the end.
+pub struct RequestCtx {
+    pub request_id: u64,
+    pub started: Instant,
+    pub route: Route,
+    pub client: Option<String>,
+    pub stream: bool,
+    pub status: u16,
+    pub ttfb: Option<Duration>,
+    pub chosen_model: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+    pub client_disconnected: bool,
+    pub bytes_forwarded: u64,
+}
+
+pub struct Gateway {
+    app: Arc<App>,
+    next_id: AtomicU64,
+}
+
+impl Gateway {
+    pub fn new(app: Arc<App>) -> Self {
+        Gateway {
+            app,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    async fn serve(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), GatewayError> {
+        let now = SystemTime::now();
+        match ctx.route {
+            Route::Health => {
+                self.reply(session, ctx, 200, br#"{"status":"ok"}"#.to_vec())
+                    .await
+            }
+            Route::Ready => {
+                let (ready, body) = api::ready_body(&self.app, now);
+                self.reply(
+                    session,
+                    ctx,
+                    if ready { 200 } else { 503 },
+                    body.to_string().into_bytes(),
+                )
+                .await
+            }
+            Route::Models => {
+                self.authenticate(session, ctx)?;
+                let body = api::models_body(&self.app.registry.snapshot());
+                self.reply(session, ctx, 200, body.to_string().into_bytes())
+                    .await
+            }
+            Route::AdminState => {
+                auth::authenticate_admin(session.req_header(), &self.app.config.auth.admin_keys)?;
+                let body = api::state_body(&self.app, now);
+                self.reply(session, ctx, 200, body.to_string().into_bytes())
+                    .await
+            }
+            Route::AdminKeysReset => {
+                auth::authenticate_admin(session.req_header(), &self.app.config.auth.admin_keys)?;
+                self.app.keys.reset(now);
+                log::info!("admin: every upstream key reset to active");
+                self.reply(session, ctx, 200, br#"{"reset":true}"#.to_vec())
+                    .await
+            }
+            Route::AdminRefresh => {
+                auth::authenticate_admin(session.req_header(), &self.app.config.auth.admin_keys)?;
+                let (status, body) = self.admin_refresh().await;
+                self.reply(session, ctx, status, body.to_string().into_bytes())
+                    .await
+            }
+            Route::ChatCompletions => self.chat(session, ctx).await,
+            Route::WrongMethod(allowed) => Err(GatewayError::method_not_allowed(
+                session.req_header().method.as_str(),
+                session.req_header().uri.path(),
+                allowed,
+            )),
+            Route::NotFound => Err(GatewayError::not_found(session.req_header().uri.path())),
+        }
+    }
+
+    fn authenticate(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), GatewayError> {
+        let client =
+            auth::authenticate_client(session.req_header(), &self.app.config.auth.client_keys)?;
+        ctx.client = client.map(|c| c.name.clone());
+        Ok(())
+    }
+
+    async fn reply(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        body: Vec<u8>,
+    ) -> std::result::Result<(), GatewayError> {
+        ctx.status = status;
+        if let Err(e) = respond::json(session, status, body, &[]).await {
+            log::debug!("writing a local answer failed: {e}");
+        }
+        Ok(())
+    }
+
+    /// Refetch the list now and clear every model cooldown; report what happened.
+    async fn admin_refresh(&self) -> (u16, serde_json::Value) {
+        self.app.cooldowns.clear();
+        let mut reports = self.app.refresh_reports.subscribe();
+        let before = reports.borrow_and_update().generation;
+        self.app.refresh_now.notify_one();
+        let waited = tokio::time::timeout(
+            self.app.config.upstream.timeout + Duration::from_secs(5),
+            async {
+                while reports.changed().await.is_ok() {
+                    if reports.borrow().generation > before {
+                        break;
+                    }
+                }
+            },
+        )
+        .await;
+        let report = reports.borrow().clone();
+        match (waited, report.result) {
+            (Ok(()), Some(Ok(count))) => (
+                200,
+                serde_json::json!({"refreshed": true, "models": count, "cooldowns_cleared": true}),
+            ),
+            (Ok(()), Some(Err(e))) => (
+                502,
+                serde_json::json!({"refreshed": false, "error": e, "cooldowns_cleared": true}),
+            ),
+            _ => (
+                202,
+                serde_json::json!({"refreshed": false, "error": "refresh still running", "cooldowns_cleared": true}),
+            ),
+        }
+    }
+
+    async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, GatewayError> {
+        let limit = self.app.config.limits.max_body_bytes;
+        let declared = session
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(GatewayError::body_too_large(limit));
+        }
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(GatewayError::body_too_large(limit));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Err(e) => {
+                    return Err(GatewayError::bad_client_request(format!(
+                        "could not read the request body: {e}"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn chat(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), GatewayError> {
+        self.authenticate(session, ctx)?;
+        let body = self.read_body(session).await.inspect_err(|e| {
+            if e.status == 413 || e.code == "bad_request" {
+                // The rest of the body is still on the wire: this connection cannot be reused.
+                session.set_keepalive(None);
+            }
+        })?;
+        let req = ChatRequest::parse(body).map_err(|e| match e {
+            RequestError::InvalidJson(m) => GatewayError::invalid_json(m),
+            RequestError::InvalidRequest(m) => GatewayError::invalid_request(m),
+        })?;
+        ctx.stream = req.stream;
+
+        // Keep watching the client while upstream works: a client that leaves cancels
+        // the attempt (dropping it closes the upstream connection).
+        let answer = tokio::select! {
+            answer = dispatch::dispatch(&self.app, &req, &mut ctx.attempts) => answer?,
+            _ = session.downstream_session.read_body_or_idle(true) => {
+                ctx.client_disconnected = true;
+                return Ok(());
+            }
+        };
+        ctx.chosen_model = Some(answer.model.clone());
+        let attempts = ctx.attempts.len();
+        ctx.status = answer.header.status.as_u16();
+        match answer.body {
+            AnswerBody::Complete(body) => {
+                let header = respond::upstream_header(
+                    &answer.header,
+                    &answer.model,
+                    attempts,
+                    Framing::Length(body.len()),
+                )
+                .map_err(|e| {
+                    GatewayError::internal(format!("building the response header failed: {e}"))
+                })?;
+                ctx.ttfb = Some(ctx.started.elapsed());
+                ctx.bytes_forwarded = body.len() as u64;
+                let written = async {
+                    session
+                        .write_response_header(Box::new(header), false)
+                        .await?;
+                    session.write_response_body(Some(body), true).await
+                };
+                if written.await.is_err() {
+                    ctx.client_disconnected = true;
+                }
+            }
+            AnswerBody::Stream(exchange) => {
+                let framing = if session.is_http2() {
+                    Framing::Streamed
+                } else {
+                    Framing::Chunked
+                };
+                let header =
+                    respond::upstream_header(&answer.header, &answer.model, attempts, framing)
+                        .map_err(|e| {
+                            GatewayError::internal(format!(
+                                "building the response header failed: {e}"
+                            ))
+                        })?;
+                self.forward_stream(session, ctx, header, exchange).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forward an upstream SSE body chunk by chunk as it arrives, while watching the client.
+    async fn forward_stream(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        header: pingora::http::ResponseHeader,
+        mut exchange: Exchange,
+    ) {
+        let idle = self.app.config.upstream.idle_timeout;
+        if session
+            .write_response_header(Box::new(header), false)
+            .await
+            .is_err()
+        {
+            ctx.client_disconnected = true;
+            return;
+        }
+        ctx.ttfb = Some(ctx.started.elapsed());
+        loop {
+            let read = tokio::select! {
+                read = exchange.next_chunk(idle) => read,
+                _ = session.downstream_session.read_body_or_idle(true) => {
+                    ctx.client_disconnected = true;
+                    self.app.client.abandon(exchange);
+                    return;
+                }
+            };
+            let (chunk, end) = match read {
+                BodyRead::Data(bytes) => (bytes, false),
+                BodyRead::End => (Bytes::new(), true),
+                BodyRead::Silent => (
+                    respond::sse_error_event(
+                        "upstream_idle_timeout",
+                        "the upstream model stopped sending",
+                    ),
+                    true,
+                ),
+                BodyRead::Broken => (
+                    respond::sse_error_event(
+                        "upstream_disconnected",
+                        "the upstream connection broke",
+                    ),
+                    true,
+                ),
+            };
+            ctx.bytes_forwarded += chunk.len() as u64;
+            let body = (!chunk.is_empty()).then_some(chunk);
+            if session.write_response_body(body, end).await.is_err() {
+                ctx.client_disconnected = true;
+                self.app.client.abandon(exchange);
+                return;
+            }
+            if end {
+                self.app.client.finish(exchange).await;
+                return;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            started: Instant::now(),
+            route: Route::NotFound,
+            client: None,
+            stream: false,
+            status: 0,
+            ttfb: None,
+            chosen_model: None,
+            attempts: Vec::new(),
+            client_disconnected: false,
+            bytes_forwarded: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        ctx.route = api::route(req.method.as_str(), path);
+        if let Err(error) = self.serve(session, ctx).await {
+            ctx.status = error.status;
+            if let Err(e) = respond::error(session, &error).await {
+                log::debug!("writing an error answer failed: {e}");
+            }
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // Every request is answered in `request_filter`.
+        Error::e_explain(
+            ErrorType::InternalError,
+            "free-llm-proxy answers every request in request_filter",
+        )
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error = match e.etype() {
+            ErrorType::HTTPStatus(400) | ErrorType::InvalidHTTPHeader => {
+                GatewayError::bad_client_request("malformed HTTP request")
+            }
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                ctx.client_disconnected = true;
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
+            }
+            _ => GatewayError::internal("the gateway could not handle this request"),
+        };
+        ctx.status = error.status;
+        let _ = respond::error(session, &error).await;
+        FailToProxy {
+            error_code: error.status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        request_log::emit(ctx);
+    }
+}
