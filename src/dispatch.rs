@@ -12,13 +12,15 @@ use pingora::http::ResponseHeader;
 use crate::app::App;
 use crate::cooldowns::Cooldown;
 use crate::errors::GatewayError;
-use crate::keys::{KeyEvent, NoKey};
+use crate::keys::{KeyEvent, KeyLease, NoKey};
 use crate::outcome::{
-    classify, classify_transport, KeyFault, Outcome, TransportFailure, UpstreamError,
+    classify, classify_embedded_error, classify_transport, KeyFault, Outcome, TransportFailure,
+    UpstreamError,
 };
 use crate::request::ChatRequest;
 use crate::routing::{self, Candidate, Plan, RouteRequest};
-use crate::upstream::{Exchange, Outbound};
+use crate::stream::{self, LiveStream, Peeked};
+use crate::upstream::Outbound;
 
 /// Largest non-streamed upstream body the gateway will buffer.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -38,6 +40,8 @@ pub struct AttemptRecord {
 /// The answer chosen for the client.
 pub struct Answer {
     pub model: String,
+    /// The key that served it (a stream that fails later settles against it).
+    pub key: KeyLease,
     pub header: ResponseHeader,
     pub body: AnswerBody,
 }
@@ -45,8 +49,8 @@ pub struct Answer {
 pub enum AnswerBody {
     /// Fully read and inspected.
     Complete(Bytes),
-    /// A stream whose header is in; the body is forwarded as it arrives.
-    Stream(Exchange),
+    /// A stream past its first content event; the rest is forwarded as it arrives.
+    Stream(LiveStream),
 }
 
 /// What one attempt produced.
@@ -118,8 +122,7 @@ pub async fn dispatch(
             };
             let attempt_started = Instant::now();
             let attempt =
-                tokio::time::timeout(remaining, attempt_once(app, req, candidate, lease.secret()))
-                    .await;
+                tokio::time::timeout(remaining, attempt_once(app, req, candidate, &lease)).await;
             let Ok(attempt) = attempt else {
                 attempts.push(record(
                     candidate,
@@ -163,63 +166,85 @@ pub async fn dispatch(
                 attempt_started,
                 outcome.cooldown_until(),
             ));
-            match outcome {
-                Outcome::ModelCooldown {
-                    until,
-                    until_refresh,
-                    ..
-                } => {
-                    app.keys.record(&lease, KeyEvent::Served, now);
-                    app.cooldowns.cool(
-                        &candidate.model_id,
-                        Cooldown {
-                            until,
-                            until_refresh,
-                        },
-                    );
-                    log::info!(
-                        "model {} cooling for {}s ({})",
-                        candidate.model_id,
-                        secs_until(until, now),
-                        outcome.label()
-                    );
-                    break;
-                }
-                Outcome::KeyCooldown { fault, until } => {
-                    app.keys.record(
-                        &lease,
-                        KeyEvent::Cooled {
-                            until,
-                            reason: fault,
-                        },
-                        now,
-                    );
-                    log::warn!(
-                        "upstream key {} cooling for {}s ({})",
-                        lease.masked(),
-                        secs_until(until, now),
-                        fault.as_str()
-                    );
-                }
-                Outcome::KeyDisabled => {
-                    app.keys.record(
-                        &lease,
-                        KeyEvent::Disabled {
-                            reason: KeyFault::Unauthorized,
-                        },
-                        now,
-                    );
-                    log::warn!(
-                        "upstream key {} disabled: upstream answered 401",
-                        lease.masked()
-                    );
-                }
-                // Deliverable outcomes never come back as failures.
-                Outcome::Success | Outcome::ClientError => break,
+            if settle(app, &candidate.model_id, &lease, &outcome, now) == Next::Model {
+                break;
             }
         }
     }
     Err(exhausted(app, &candidates, "every candidate model failed"))
+}
+
+/// After a failed attempt: what to try next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The same model with another key.
+    Key,
+    Model,
+}
+
+/// Apply a failed attempt's outcome to the shared state: cool the model or the key.
+pub fn settle(
+    app: &App,
+    model: &str,
+    lease: &KeyLease,
+    outcome: &Outcome,
+    now: SystemTime,
+) -> Next {
+    match *outcome {
+        Outcome::ModelCooldown {
+            until,
+            until_refresh,
+            ..
+        } => {
+            app.keys.record(lease, KeyEvent::Served, now);
+            app.cooldowns.cool(
+                model,
+                Cooldown {
+                    until,
+                    until_refresh,
+                },
+            );
+            log::info!(
+                "model {model} cooling for {}s ({})",
+                secs_until(until, now),
+                outcome.label()
+            );
+            Next::Model
+        }
+        Outcome::KeyCooldown { fault, until } => {
+            app.keys.record(
+                lease,
+                KeyEvent::Cooled {
+                    until,
+                    reason: fault,
+                },
+                now,
+            );
+            log::warn!(
+                "upstream key {} cooling for {}s ({})",
+                lease.masked(),
+                secs_until(until, now),
+                fault.as_str()
+            );
+            Next::Key
+        }
+        Outcome::KeyDisabled => {
+            app.keys.record(
+                lease,
+                KeyEvent::Disabled {
+                    reason: KeyFault::Unauthorized,
+                },
+                now,
+            );
+            log::warn!(
+                "upstream key {} disabled: upstream answered 401",
+                lease.masked()
+            );
+            Next::Key
+        }
+        // Deliverable outcomes are never settled as failures.
+        Outcome::Success | Outcome::ClientError => Next::Model,
+    }
 }
 
 fn secs_until(until: SystemTime, now: SystemTime) -> u64 {
@@ -272,7 +297,12 @@ fn no_key_error(no_key: NoKey) -> GatewayError {
 }
 
 /// One (model, key) attempt: send, then decide whether the answer can be delivered.
-async fn attempt_once(app: &App, req: &ChatRequest, candidate: &Candidate, key: &str) -> Attempt {
+async fn attempt_once(
+    app: &App,
+    req: &ChatRequest,
+    candidate: &Candidate,
+    key: &KeyLease,
+) -> Attempt {
     let upstream = &app.config.upstream;
     let policy = app.cooldown_policy();
     let body = req.body_for(&candidate.model_id, candidate.budget_clamp);
@@ -281,7 +311,7 @@ async fn attempt_once(app: &App, req: &ChatRequest, candidate: &Candidate, key: 
         url: &upstream.base_url,
         path_suffix: "/chat/completions",
         headers: vec![
-            ("authorization", format!("Bearer {key}")),
+            ("authorization", format!("Bearer {}", key.secret())),
             ("content-type", "application/json".to_string()),
             // The gateway reads answers (errors inside 200s, SSE events): no compression.
             ("accept-encoding", "identity".to_string()),
@@ -312,12 +342,16 @@ async fn attempt_once(app: &App, req: &ChatRequest, candidate: &Candidate, key: 
     let success = (200..300).contains(&status);
 
     if success && req.stream {
-        // Hand the live stream to the writer; its first bytes are forwarded as they come.
-        return Attempt::Deliver(Answer {
-            model: candidate.model_id.clone(),
-            header: exchange.header().clone(),
-            body: AnswerBody::Stream(exchange),
-        });
+        let header = exchange.header().clone();
+        return match stream::peek(exchange, upstream.timeout, &policy).await {
+            Peeked::Deliver(live) => Attempt::Deliver(Answer {
+                model: candidate.model_id.clone(),
+                key: key.clone(),
+                header,
+                body: AnswerBody::Stream(live),
+            }),
+            Peeked::Failed(outcome) => Attempt::Failed(outcome, Some(status)),
+        };
     }
 
     let body = match exchange
@@ -342,8 +376,7 @@ async fn attempt_once(app: &App, req: &ChatRequest, candidate: &Candidate, key: 
             BodyVerdict::Garbage => classify_transport(TransportFailure::Garbage, now, &policy),
             // A failure reported inside a 200: classified as if it were that status.
             BodyVerdict::Error(error) => {
-                let effective = error.code.filter(|c| *c >= 400).unwrap_or(502);
-                classify(effective, &header.headers, Some(&error), now, &policy)
+                classify_embedded_error(&error, &header.headers, now, &policy)
             }
         }
     } else {
@@ -353,6 +386,7 @@ async fn attempt_once(app: &App, req: &ChatRequest, candidate: &Candidate, key: 
     match outcome {
         Outcome::Success | Outcome::ClientError => Attempt::Deliver(Answer {
             model: candidate.model_id.clone(),
+            key: key.clone(),
             header,
             body: AnswerBody::Complete(body),
         }),

@@ -19,6 +19,8 @@ mod request;
 mod request_log;
 mod respond;
 mod routing;
+mod sse;
+mod stream;
 mod upstream;
 
 use std::io::Write;

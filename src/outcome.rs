@@ -113,7 +113,7 @@ pub enum TransportFailure {
 }
 
 /// The `error` object OpenRouter puts in error bodies and inside HTTP 200 answers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpstreamError {
     /// `error.code` when numeric (an HTTP-like status).
     pub code: Option<u16>,
@@ -278,6 +278,18 @@ pub fn classify(
         // 1xx/3xx are not answers a chat API gives: the model's endpoint is misbehaving.
         _ => model(ModelFault::BrokenResponse, now + policy.error),
     }
+}
+
+/// A failure reported inside an HTTP 200 (a JSON body's or an SSE event's `error`),
+/// classified as if it were that status; a code that is not an error status counts as 502.
+pub fn classify_embedded_error(
+    error: &UpstreamError,
+    headers: &HeaderMap,
+    now: SystemTime,
+    policy: &CooldownPolicy,
+) -> Outcome {
+    let effective = error.code.filter(|c| *c >= 400).unwrap_or(502);
+    classify(effective, headers, Some(error), now, policy)
 }
 
 fn not_found(now: SystemTime, policy: &CooldownPolicy) -> Outcome {

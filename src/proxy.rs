@@ -14,12 +14,14 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::api::{self, Route};
 use crate::app::App;
 use crate::auth;
-use crate::dispatch::{self, AnswerBody, AttemptRecord};
+use crate::dispatch::{self, Answer, AnswerBody, AttemptRecord};
 use crate::errors::GatewayError;
+use crate::keys::KeyLease;
 use crate::request::{ChatRequest, RequestError};
 use crate::request_log;
 use crate::respond::{self, Framing};
-use crate::upstream::{BodyRead, Exchange};
+use crate::stream::{self, LiveStream, StreamEnd};
+use pingora::http::ResponseHeader;
 
 /// Per-request context, filled as the request moves along and logged at the end.
 pub struct RequestCtx {
@@ -34,6 +36,9 @@ pub struct RequestCtx {
     pub attempts: Vec<AttemptRecord>,
     pub client_disconnected: bool,
     pub bytes_forwarded: u64,
+    pub events_forwarded: u64,
+    /// How a stream ended when it failed after content had been forwarded.
+    pub mid_stream_error: Option<&'static str>,
 }
 
 pub struct Gateway {
@@ -221,60 +226,82 @@ impl Gateway {
                 return Ok(());
             }
         };
-        ctx.chosen_model = Some(answer.model.clone());
-        let attempts = ctx.attempts.len();
-        ctx.status = answer.header.status.as_u16();
-        match answer.body {
+        let Answer {
+            model,
+            key,
+            header: upstream,
+            body,
+        } = answer;
+        ctx.chosen_model = Some(model.clone());
+        ctx.status = upstream.status.as_u16();
+        match body {
             AnswerBody::Complete(body) => {
-                let header = respond::upstream_header(
-                    &answer.header,
-                    &answer.model,
-                    attempts,
-                    Framing::Length(body.len()),
-                )
-                .map_err(|e| {
-                    GatewayError::internal(format!("building the response header failed: {e}"))
-                })?;
-                ctx.ttfb = Some(ctx.started.elapsed());
-                ctx.bytes_forwarded = body.len() as u64;
-                let written = async {
-                    session
-                        .write_response_header(Box::new(header), false)
-                        .await?;
-                    session.write_response_body(Some(body), true).await
-                };
-                if written.await.is_err() {
-                    ctx.client_disconnected = true;
-                }
+                self.complete_answer(session, ctx, &model, &upstream, body)
+                    .await
             }
-            AnswerBody::Stream(exchange) => {
-                let framing = if session.is_http2() {
-                    Framing::Streamed
-                } else {
-                    Framing::Chunked
-                };
-                let header =
-                    respond::upstream_header(&answer.header, &answer.model, attempts, framing)
-                        .map_err(|e| {
-                            GatewayError::internal(format!(
-                                "building the response header failed: {e}"
-                            ))
-                        })?;
-                self.forward_stream(session, ctx, header, exchange).await;
+            AnswerBody::Stream(live) => {
+                self.stream_answer(session, ctx, &model, &key, &upstream, live)
+                    .await
             }
         }
         Ok(())
     }
 
-    /// Forward an upstream SSE body chunk by chunk as it arrives, while watching the client.
-    async fn forward_stream(
+    async fn complete_answer(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        header: pingora::http::ResponseHeader,
-        mut exchange: Exchange,
+        model: &str,
+        upstream: &ResponseHeader,
+        body: Bytes,
     ) {
-        let idle = self.app.config.upstream.idle_timeout;
+        let header = match respond::upstream_header(
+            upstream,
+            model,
+            ctx.attempts.len(),
+            Framing::Length(body.len()),
+        ) {
+            Ok(header) => header,
+            Err(e) => {
+                log::error!("building the response header failed: {e}");
+                return;
+            }
+        };
+        ctx.ttfb = Some(ctx.started.elapsed());
+        ctx.bytes_forwarded = body.len() as u64;
+        let written = async {
+            session
+                .write_response_header(Box::new(header), false)
+                .await?;
+            session.write_response_body(Some(body), true).await
+        };
+        if written.await.is_err() {
+            ctx.client_disconnected = true;
+        }
+    }
+
+    /// Write the stream's header, then forward it; settle the model if it failed midway.
+    async fn stream_answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        model: &str,
+        key: &KeyLease,
+        upstream: &ResponseHeader,
+        live: LiveStream,
+    ) {
+        let framing = if session.is_http2() {
+            Framing::Streamed
+        } else {
+            Framing::Chunked
+        };
+        let header = match respond::upstream_header(upstream, model, ctx.attempts.len(), framing) {
+            Ok(header) => header,
+            Err(e) => {
+                log::error!("building the stream header failed: {e}");
+                return;
+            }
+        };
         if session
             .write_response_header(Box::new(header), false)
             .await
@@ -284,44 +311,19 @@ impl Gateway {
             return;
         }
         ctx.ttfb = Some(ctx.started.elapsed());
-        loop {
-            let read = tokio::select! {
-                read = exchange.next_chunk(idle) => read,
-                _ = session.downstream_session.read_body_or_idle(true) => {
-                    ctx.client_disconnected = true;
-                    self.app.client.abandon(exchange);
-                    return;
-                }
-            };
-            let (chunk, end) = match read {
-                BodyRead::Data(bytes) => (bytes, false),
-                BodyRead::End => (Bytes::new(), true),
-                BodyRead::Silent => (
-                    respond::sse_error_event(
-                        "upstream_idle_timeout",
-                        "the upstream model stopped sending",
-                    ),
-                    true,
-                ),
-                BodyRead::Broken => (
-                    respond::sse_error_event(
-                        "upstream_disconnected",
-                        "the upstream connection broke",
-                    ),
-                    true,
-                ),
-            };
-            ctx.bytes_forwarded += chunk.len() as u64;
-            let body = (!chunk.is_empty()).then_some(chunk);
-            if session.write_response_body(body, end).await.is_err() {
-                ctx.client_disconnected = true;
-                self.app.client.abandon(exchange);
-                return;
-            }
-            if end {
-                self.app.client.finish(exchange).await;
-                return;
-            }
+        let idle = self.app.config.upstream.idle_timeout;
+        let forwarded = stream::forward(session, live, idle, &self.app.client).await;
+        ctx.bytes_forwarded = forwarded.bytes;
+        ctx.events_forwarded = forwarded.events;
+        ctx.client_disconnected = forwarded.end == StreamEnd::ClientGone;
+        ctx.mid_stream_error = forwarded.end.label();
+        let now = SystemTime::now();
+        if let Some(outcome) =
+            forwarded
+                .end
+                .outcome(&upstream.headers, now, &self.app.cooldown_policy())
+        {
+            dispatch::settle(&self.app, model, key, &outcome, now);
         }
     }
 }
@@ -343,6 +345,8 @@ impl ProxyHttp for Gateway {
             attempts: Vec::new(),
             client_disconnected: false,
             bytes_forwarded: 0,
+            events_forwarded: 0,
+            mid_stream_error: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub fn line(ctx: &RequestCtx, now: SystemTime) -> Value {
         "attempts": attempts,
         "bytes_forwarded": ctx.bytes_forwarded,
         "client_disconnected": ctx.client_disconnected,
+        "events_forwarded": ctx.events_forwarded,
+        "mid_stream_error": ctx.mid_stream_error,
     })
 }
 

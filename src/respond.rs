@@ -94,11 +94,3 @@ pub enum Framing {
     /// HTTP/2 stream: framing is the protocol's own.
     Streamed,
 }
-
-/// The gateway's own SSE error event, in the OpenAI chunk-error shape, then `[DONE]`.
-pub fn sse_error_event(code: &str, message: &str) -> Bytes {
-    let event = serde_json::json!({
-        "error": {"message": message, "type": "upstream_error", "code": code}
-    });
-    Bytes::from(format!("data: {event}\n\ndata: [DONE]\n\n"))
-}

@@ -173,11 +173,6 @@ impl HttpClient {
             exchange.session.shutdown().await;
         }
     }
-
-    /// Drop a connection without returning it to the pool (used when a client leaves).
-    pub fn abandon(&self, exchange: Exchange) {
-        drop(exchange);
-    }
 }
 
 fn build_request(req: &Outbound<'_>) -> Result<RequestHeader, TransportFailure> {
