@@ -152,6 +152,28 @@ pub fn ready_body(app: &App, now: SystemTime) -> (bool, Value) {
     (reason.is_none(), body)
 }
 
+/// Time until the earliest cooling listed model or key is usable again, if any is cooling.
+pub fn usable_again_in(app: &App, now: SystemTime) -> Option<std::time::Duration> {
+    let snapshot = app.registry.snapshot();
+    let models = snapshot
+        .list
+        .models
+        .iter()
+        .filter_map(|m| app.cooldowns.cooling_until(&m.id, now));
+    let keys = app
+        .keys
+        .view(now)
+        .into_iter()
+        .filter_map(|k| match k.state {
+            KeyState::Cooling { until, .. } => Some(until),
+            _ => None,
+        });
+    models
+        .chain(keys)
+        .min()
+        .map(|until| until.duration_since(now).unwrap_or_default())
+}
+
 /// `/admin/state`: the snapshot, cooldowns and keys (masked).
 pub fn state_body(app: &App, now: SystemTime) -> Value {
     let snapshot = app.registry.snapshot();

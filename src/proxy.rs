@@ -15,7 +15,7 @@ use crate::api::{self, Route};
 use crate::app::App;
 use crate::auth;
 use crate::dispatch::{self, Answer, AnswerBody, AttemptRecord};
-use crate::errors::GatewayError;
+use crate::errors::{retry_after_secs, GatewayError};
 use crate::keys::KeyLease;
 use crate::request::{ChatRequest, RequestError};
 use crate::request_log;
@@ -67,13 +67,21 @@ impl Gateway {
             }
             Route::Ready => {
                 let (ready, body) = api::ready_body(&self.app, now);
-                self.reply(
-                    session,
-                    ctx,
-                    if ready { 200 } else { 503 },
-                    body.to_string().into_bytes(),
-                )
-                .await
+                if ready {
+                    return self
+                        .reply(session, ctx, 200, body.to_string().into_bytes())
+                        .await;
+                }
+                // Like every 503 the gateway writes: say when to come back.
+                let wait = api::usable_again_in(&self.app, now).map_or(1, retry_after_secs);
+                ctx.status = 503;
+                let extra = [("retry-after", wait.to_string())];
+                if let Err(e) =
+                    respond::json(session, 503, body.to_string().into_bytes(), &extra).await
+                {
+                    log::debug!("writing a local answer failed: {e}");
+                }
+                Ok(())
             }
             Route::Models => {
                 self.authenticate(session, ctx)?;
