@@ -92,7 +92,11 @@ mod tests {
     #[test]
     fn client_auth_table() {
         let keys = keys();
-        let cases: Vec<(Vec<(&'static str, &str)>, Result<Option<&str>, &str>)> = vec![
+        type Case<'a> = (
+            Vec<(&'static str, &'a str)>,
+            Result<Option<&'a str>, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (vec![], Err("missing_api_key")),
             (
                 vec![("authorization", "Bearer alice-secret")],

@@ -50,12 +50,12 @@ pub enum AnswerBody {
     /// Fully read and inspected.
     Complete(Bytes),
     /// A stream past its first content event; the rest is forwarded as it arrives.
-    Stream(LiveStream),
+    Stream(Box<LiveStream>),
 }
 
 /// What one attempt produced.
 enum Attempt {
-    Deliver(Answer),
+    Deliver(Box<Answer>),
     /// The outcome, and the upstream status when there was one.
     Failed(Outcome, Option<u16>),
 }
@@ -154,7 +154,7 @@ pub async fn dispatch(
                         attempt_started,
                         None,
                     ));
-                    return Ok(answer);
+                    return Ok(*answer);
                 }
                 Attempt::Failed(outcome, status) => (outcome, status),
             };
@@ -344,12 +344,12 @@ async fn attempt_once(
     if success && req.stream {
         let header = exchange.header().clone();
         return match stream::peek(exchange, upstream.timeout, &policy).await {
-            Peeked::Deliver(live) => Attempt::Deliver(Answer {
+            Peeked::Deliver(live) => Attempt::Deliver(Box::new(Answer {
                 model: candidate.model_id.clone(),
                 key: key.clone(),
                 header,
                 body: AnswerBody::Stream(live),
-            }),
+            })),
             Peeked::Failed(outcome) => Attempt::Failed(outcome, Some(status)),
         };
     }
@@ -384,12 +384,12 @@ async fn attempt_once(
         classify(status, &header.headers, error.as_ref(), now, &policy)
     };
     match outcome {
-        Outcome::Success | Outcome::ClientError => Attempt::Deliver(Answer {
+        Outcome::Success | Outcome::ClientError => Attempt::Deliver(Box::new(Answer {
             model: candidate.model_id.clone(),
             key: key.clone(),
             header,
             body: AnswerBody::Complete(body),
-        }),
+        })),
         failed => Attempt::Failed(failed, Some(status)),
     }
 }

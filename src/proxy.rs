@@ -147,13 +147,17 @@ impl Gateway {
     async fn admin_refresh(&self) -> (u16, serde_json::Value) {
         self.app.cooldowns.clear();
         let mut reports = self.app.refresh_reports.subscribe();
-        let before = reports.borrow_and_update().generation;
+        // A fetch already under way started before this request: wait for the next one.
+        let wanted = {
+            let report = reports.borrow_and_update();
+            report.generation + 1 + u64::from(report.running)
+        };
         self.app.refresh_now.notify_one();
         let waited = tokio::time::timeout(
-            self.app.config.upstream.timeout + Duration::from_secs(5),
+            (self.app.config.upstream.timeout + Duration::from_secs(5)) * 2,
             async {
                 while reports.changed().await.is_ok() {
-                    if reports.borrow().generation > before {
+                    if reports.borrow().generation >= wanted {
                         break;
                     }
                 }
@@ -296,7 +300,7 @@ impl Gateway {
         model: &str,
         key: &KeyLease,
         upstream: &ResponseHeader,
-        live: LiveStream,
+        live: Box<LiveStream>,
     ) {
         let framing = if session.is_http2() {
             Framing::Streamed

@@ -26,6 +26,8 @@ const LIST_FILE: &str = "models.json";
 pub struct RefreshReport {
     /// Increments on every attempt, successful or not.
     pub generation: u64,
+    /// A fetch is under way; its result will not reflect a request made meanwhile.
+    pub running: bool,
     pub result: Option<Result<usize, String>>,
 }
 
@@ -170,6 +172,9 @@ impl BackgroundService for Refresher {
         let interval = self.app.config.models.refresh;
         let mut backoff: Option<Duration> = None;
         loop {
+            self.app
+                .refresh_reports
+                .send_modify(|report| report.running = true);
             let result = self.refresh_once().await;
             let wait = match &result {
                 Ok(count) => {
@@ -189,6 +194,7 @@ impl BackgroundService for Refresher {
             };
             self.app.refresh_reports.send_modify(|report| {
                 report.generation += 1;
+                report.running = false;
                 report.result = Some(result);
             });
             tokio::select! {

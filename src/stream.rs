@@ -63,7 +63,7 @@ pub struct LiveStream {
 pub enum Peeked {
     /// Deliver: content has started, or the upstream reported a client-side error
     /// (which is returned unchanged).
-    Deliver(LiveStream),
+    Deliver(Box<LiveStream>),
     /// The attempt failed before any content.
     Failed(Outcome),
 }
@@ -96,22 +96,22 @@ pub async fn peek(
         if let (false, Some(error)) = (state.content_started, &state.error) {
             let headers = &exchange.header().headers;
             return match classify_embedded_error(error, headers, SystemTime::now(), policy) {
-                Outcome::ClientError => Peeked::Deliver(LiveStream {
+                Outcome::ClientError => Peeked::Deliver(Box::new(LiveStream {
                     exchange,
                     held,
                     scanner,
                     state,
-                }),
+                })),
                 failed => Peeked::Failed(failed),
             };
         }
         if state.content_started {
-            return Peeked::Deliver(LiveStream {
+            return Peeked::Deliver(Box::new(LiveStream {
                 exchange,
                 held,
                 scanner,
                 state,
-            });
+            }));
         }
         if state.saw_done || held_len > MAX_HELD_BYTES {
             // Ended (or rambled) without a single content event.
@@ -194,7 +194,7 @@ const DRAIN_AFTER_DONE: Duration = Duration::from_secs(1);
 /// it arrives, unchanged. Every stream the client receives ends with `[DONE]`.
 pub async fn forward(
     session: &mut Session,
-    live: LiveStream,
+    live: Box<LiveStream>,
     idle: Duration,
     client: &HttpClient,
 ) -> Forwarded {
@@ -203,7 +203,7 @@ pub async fn forward(
         held,
         mut scanner,
         mut state,
-    } = live;
+    } = *live;
     let mut bytes = 0u64;
     let finish = |end: StreamEnd, bytes: u64, state: &StreamState| Forwarded {
         end,
