@@ -209,7 +209,12 @@ pub fn state_body(app: &App, now: SystemTime) -> Value {
                 "reason": reason,
                 "requests": k.counters.requests,
                 "successes": k.counters.successes,
-                "errors": k.counters.errors,
+                "errors": {
+                    "total": k.counters.errors(),
+                    "daily_cap": k.counters.daily_cap,
+                    "payment_required": k.counters.payment_required,
+                    "unauthorized": k.counters.unauthorized,
+                },
                 "marked_at": k.marked_at.map(epoch_secs),
             })
         })

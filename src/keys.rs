@@ -8,9 +8,21 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 pub use crate::config::mask_key as mask;
 use crate::outcome::KeyFault;
+
+/// A stable identifier for a key that reveals nothing usable: the first 16 hex digits of
+/// its SHA-256. Persisted state is matched to configured keys by it.
+pub fn key_id(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyState {
@@ -33,7 +45,24 @@ impl KeyState {
 pub struct KeyCounters {
     pub requests: u64,
     pub successes: u64,
-    pub errors: u64,
+    /// Errors by class.
+    pub daily_cap: u64,
+    pub payment_required: u64,
+    pub unauthorized: u64,
+}
+
+impl KeyCounters {
+    fn count_error(&mut self, fault: KeyFault) {
+        match fault {
+            KeyFault::DailyCap => self.daily_cap += 1,
+            KeyFault::PaymentRequired => self.payment_required += 1,
+            KeyFault::Unauthorized => self.unauthorized += 1,
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.daily_cap + self.payment_required + self.unauthorized
+    }
 }
 
 struct KeyEntry {
@@ -43,7 +72,27 @@ struct KeyEntry {
     marked_at: Option<SystemTime>,
 }
 
+/// A key's state as saved in `state_dir/keys.json`: identified by hash and tail, never
+/// by the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedKey {
+    pub id: String,
+    pub tail: String,
+    pub state: KeyState,
+    pub counters: KeyCounters,
+    pub marked_at: Option<SystemTime>,
+}
+
 impl KeyEntry {
+    fn fresh(secret: &str) -> Self {
+        KeyEntry {
+            secret: Arc::from(secret),
+            state: KeyState::Active,
+            counters: KeyCounters::default(),
+            marked_at: None,
+        }
+    }
+
     fn usable_at(&mut self, now: SystemTime) -> bool {
         if let KeyState::Cooling { until, .. } = self.state {
             if until <= now {
@@ -127,22 +176,78 @@ struct PoolInner {
 
 pub struct KeyPool {
     inner: Mutex<PoolInner>,
+    /// Signalled on every state change, so the persister writes it out at once.
+    pub changed: Notify,
 }
 
 impl KeyPool {
     pub fn new(secrets: &[String]) -> Self {
-        let keys = secrets
-            .iter()
-            .map(|s| KeyEntry {
-                secret: Arc::from(s.as_str()),
-                state: KeyState::Active,
-                counters: KeyCounters::default(),
-                marked_at: None,
-            })
-            .collect();
+        let keys = secrets.iter().map(|s| KeyEntry::fresh(s)).collect();
         KeyPool {
             inner: Mutex::new(PoolInner { keys, next: 0 }),
+            changed: Notify::new(),
         }
+    }
+
+    /// Follow a new key set: keys still present keep their state and counters, new keys
+    /// start `active`, keys no longer configured are dropped. Returns whether it changed.
+    pub fn set_keys(&self, secrets: &[String]) -> bool {
+        let mut inner = self.inner.lock();
+        let same = inner.keys.len() == secrets.len()
+            && inner
+                .keys
+                .iter()
+                .zip(secrets)
+                .all(|(k, s)| &*k.secret == s.as_str());
+        if same {
+            return false;
+        }
+        let mut old: Vec<KeyEntry> = std::mem::take(&mut inner.keys);
+        inner.keys = secrets
+            .iter()
+            .map(
+                |s| match old.iter().position(|k| &*k.secret == s.as_str()) {
+                    Some(i) => old.swap_remove(i),
+                    None => KeyEntry::fresh(s),
+                },
+            )
+            .collect();
+        inner.next = 0;
+        drop(inner);
+        self.changed.notify_one();
+        true
+    }
+
+    /// Apply saved state to the configured keys it matches (by hash).
+    pub fn restore(&self, saved: &[SavedKey]) -> usize {
+        let mut inner = self.inner.lock();
+        let mut restored = 0;
+        for entry in inner.keys.iter_mut() {
+            let id = key_id(&entry.secret);
+            if let Some(s) = saved.iter().find(|s| s.id == id) {
+                entry.state = s.state.clone();
+                entry.counters = s.counters.clone();
+                entry.marked_at = s.marked_at;
+                restored += 1;
+            }
+        }
+        restored
+    }
+
+    /// The pool's state in its saved form.
+    pub fn saved(&self) -> Vec<SavedKey> {
+        self.inner
+            .lock()
+            .keys
+            .iter()
+            .map(|k| SavedKey {
+                id: key_id(&k.secret),
+                tail: mask(&k.secret).trim_start_matches('.').to_string(),
+                state: k.state.clone(),
+                counters: k.counters.clone(),
+                marked_at: k.marked_at,
+            })
+            .collect()
     }
 
     /// The next usable key, round-robin.
@@ -185,26 +290,32 @@ impl KeyPool {
 
     pub fn record(&self, lease: &KeyLease, event: KeyEvent, now: SystemTime) {
         let mut inner = self.inner.lock();
-        let Some(entry) = inner.keys.get_mut(lease.index) else {
-            return;
+        // The pool may have been rebuilt since the lease was taken: match by key.
+        let index = match inner.keys.get(lease.index) {
+            Some(entry) if entry.secret == lease.secret => lease.index,
+            _ => match inner.keys.iter().position(|k| k.secret == lease.secret) {
+                Some(i) => i,
+                None => return,
+            },
         };
-        // The pool may have been rebuilt since the lease was taken.
-        if entry.secret != lease.secret {
-            return;
-        }
+        let entry = &mut inner.keys[index];
         match event {
-            KeyEvent::Served => entry.counters.successes += 1,
+            KeyEvent::Served => {
+                entry.counters.successes += 1;
+                return;
+            }
             KeyEvent::Cooled { until, reason } => {
-                entry.counters.errors += 1;
+                entry.counters.count_error(reason);
                 entry.state = KeyState::Cooling { until, reason };
-                entry.marked_at = Some(now);
             }
             KeyEvent::Disabled { reason } => {
-                entry.counters.errors += 1;
+                entry.counters.count_error(reason);
                 entry.state = KeyState::Disabled { reason };
-                entry.marked_at = Some(now);
             }
         }
+        entry.marked_at = Some(now);
+        drop(inner);
+        self.changed.notify_one();
     }
 
     /// Every key back to `active`.
@@ -213,6 +324,7 @@ impl KeyPool {
             entry.state = KeyState::Active;
             entry.marked_at = Some(now);
         }
+        self.changed.notify_one();
     }
 
     pub fn tally(&self, now: SystemTime) -> KeyTally {
@@ -315,6 +427,62 @@ mod tests {
                 disabled: 1
             }
         );
+    }
+
+    #[test]
+    fn set_keys_keeps_state_of_kept_keys_and_drops_removed_ones() {
+        let p = pool(2);
+        let a = p.lease(at(0)).unwrap();
+        p.record(
+            &a,
+            KeyEvent::Cooled {
+                until: at(100),
+                reason: KeyFault::DailyCap,
+            },
+            at(0),
+        );
+        assert!(p.set_keys(&["sk-or-v1-secret-0000".into(), "new-key-9999".into()]));
+        assert!(!p.set_keys(&["sk-or-v1-secret-0000".into(), "new-key-9999".into()]));
+        let view = p.view(at(1));
+        assert_eq!(view.len(), 2);
+        assert_eq!(
+            (view[0].masked.as_str(), view[0].state.label()),
+            ("...0000", "cooling")
+        );
+        assert_eq!(
+            (view[1].masked.as_str(), view[1].state.label()),
+            ("...9999", "active")
+        );
+        assert_eq!(view[0].counters.daily_cap, 1);
+    }
+
+    #[test]
+    fn saved_state_round_trips_by_hash_only() {
+        let p = pool(2);
+        let b = {
+            p.lease(at(0)).unwrap();
+            p.lease(at(0)).unwrap()
+        };
+        p.record(
+            &b,
+            KeyEvent::Disabled {
+                reason: KeyFault::Unauthorized,
+            },
+            at(5),
+        );
+        let saved = p.saved();
+        assert_eq!(saved[1].tail, "0001");
+        assert_eq!(saved[1].id.len(), 16);
+        assert_ne!(saved[0].id, saved[1].id);
+        let q = pool(2);
+        assert_eq!(q.restore(&saved), 2);
+        assert_eq!(
+            q.view(at(6))[1].state,
+            KeyState::Disabled {
+                reason: KeyFault::Unauthorized
+            }
+        );
+        assert_eq!(key_id("abc"), "ba7816bf8f01cfea");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod cooldowns;
 mod dispatch;
 mod errors;
 mod keys;
+mod keystore;
 mod outcome;
 mod persist;
 mod proxy;
@@ -110,7 +111,16 @@ fn main() -> ExitCode {
         println!("free-llm-proxy: configuration OK ({source})");
         return ExitCode::SUCCESS;
     }
-    if config.upstream.api_keys.is_empty() {
+    let file_keys = config
+        .upstream
+        .api_keys_file
+        .as_deref()
+        .map(keystore::read_keys_file)
+        .unwrap_or_default();
+    if config.upstream.api_keys.is_empty()
+        && file_keys.is_empty()
+        && config.upstream.api_keys_url.is_none()
+    {
         log::warn!("no upstream API key configured: set OPENROUTER_API_KEY or upstream.api_keys; chat requests will get 503");
     }
 
@@ -125,8 +135,25 @@ fn main() -> ExitCode {
     server.bootstrap();
 
     let listen = config.listen;
+    if let Some(dir) = &config.state_dir {
+        persist::remove_stale_temps(dir);
+    }
     let snapshot = refresh::startup_snapshot(&config);
     let app = Arc::new(App::new(config, snapshot));
+    app.keys.set_keys(&keystore::merge_sources([
+        &app.config.upstream.api_keys,
+        &file_keys,
+        &[],
+    ]));
+    if let Some(path) = keystore::keys_path(&app.config) {
+        let restored = app.keys.restore(&keystore::load(&path));
+        if restored > 0 {
+            log::info!(
+                "restored the state of {restored} upstream keys from {}",
+                path.display()
+            );
+        }
+    }
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -137,7 +164,11 @@ fn main() -> ExitCode {
     server.add_service(gateway);
     server.add_service(background_service(
         "model list refresh",
-        refresh::Refresher::new(app),
+        refresh::Refresher::new(app.clone()),
+    ));
+    server.add_service(background_service(
+        "upstream keys",
+        keystore::KeySync::new(app, file_keys),
     ));
 
     log::info!(

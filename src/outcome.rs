@@ -39,6 +39,16 @@ pub enum KeyFault {
 }
 
 impl KeyFault {
+    pub fn parse(text: &str) -> Option<KeyFault> {
+        [
+            KeyFault::DailyCap,
+            KeyFault::PaymentRequired,
+            KeyFault::Unauthorized,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             KeyFault::DailyCap => "daily_cap",

@@ -33,6 +33,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Remove temp files that a process killed mid-write left in `dir`.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp.") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +60,11 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"second");
         let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1);
+        let stale = path.parent().unwrap().join(".state.json.tmp.99999");
+        fs::write(&stale, b"half").unwrap();
+        remove_stale_temps(path.parent().unwrap());
+        assert!(!stale.exists());
+        assert!(path.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
