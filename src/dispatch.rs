@@ -196,7 +196,8 @@ pub fn settle(
             until_refresh,
             ..
         } => {
-            app.keys.record(lease, KeyEvent::Served, now);
+            // The key did its job; the model failed. Only delivered answers count as
+            // the key's successes.
             app.cooldowns.cool(
                 model,
                 Cooldown {

@@ -30,24 +30,21 @@ pub struct StreamState {
 impl StreamState {
     fn observe(&mut self, event: SseEvent) {
         self.events += 1;
+        // Once an error or [DONE] has ended the stream's meaning, only a later [DONE]
+        // still matters (so the gateway does not append a second one).
+        let ended = self.error.is_some() || self.saw_done;
         match event {
             SseEvent::NoData => {}
             SseEvent::Done => self.saw_done = true,
-            SseEvent::Content => self.content_started = true,
-            SseEvent::Error(error) => {
-                self.error.get_or_insert(error);
-            }
+            SseEvent::Content if !ended => self.content_started = true,
+            SseEvent::Error(error) if !ended => self.error = Some(error),
+            SseEvent::Content | SseEvent::Error(_) => {}
         }
     }
 
     /// Scan a chunk and update the state.
     pub fn scan(&mut self, scanner: &mut SseScanner, chunk: &[u8]) {
-        scanner.feed(chunk, |event| {
-            // Once an error or [DONE] has been seen, later events change nothing.
-            if self.error.is_none() && !self.saw_done {
-                self.observe(event);
-            }
-        });
+        scanner.feed(chunk, |event| self.observe(event));
     }
 }
 
@@ -222,9 +219,8 @@ pub async fn forward(
     }
     loop {
         if let Some(error) = state.error.clone() {
-            let _ = session
-                .write_response_body(Some(Bytes::from_static(DONE_EVENT)), true)
-                .await;
+            let done = if state.saw_done { Bytes::new() } else { Bytes::from_static(DONE_EVENT) };
+            let _ = session.write_response_body(Some(done), true).await;
             return finish(StreamEnd::UpstreamError(error), bytes, &state);
         }
         if state.saw_done {
@@ -299,6 +295,9 @@ mod tests {
         state.scan(&mut scanner, b": hi\n\ndata: {\"choices\":[]}\n\ndata: {\"error\":{\"code\":500,\"message\":\"x\"}}\n\ndata: {\"error\":{\"code\":429,\"message\":\"y\"}}\n\n");
         assert!(state.content_started);
         assert_eq!(state.error.as_ref().and_then(|e| e.code), Some(500));
-        assert_eq!(state.events, 3);
+        assert!(!state.saw_done);
+        state.scan(&mut scanner, b"data: [DONE]\n\n");
+        assert!(state.saw_done, "a [DONE] after the error is still noted");
+        assert_eq!(state.error.as_ref().and_then(|e| e.code), Some(500));
     }
 }

@@ -265,3 +265,17 @@ async fn slow_stream_reaches_the_client_incrementally() {
     );
     assert!(collected.text().ends_with(DONE_EVENT));
 }
+
+#[tokio::test]
+async fn error_and_done_in_one_chunk_give_exactly_one_done() {
+    let mock = MockUpstream::start().await;
+    let tail = format!("{}{}", error_event(500, "model crashed"), DONE_EVENT);
+    let steps = vec![send(&chunk_event(RANK1, "a", None)), send(&tail)];
+    mock.script(RANK1, vec![Behaviour::sse(steps.clone(), SseEnd::Clean)]);
+    let gateway = GatewayBuilder::new(&mock).start().await;
+
+    let mut stream = open(&gateway).await;
+    let body = String::from_utf8(stream.read_to_end(Duration::from_secs(10)).await).unwrap();
+    assert_eq!(body, stream_bytes(&steps));
+    assert_eq!(body.matches("[DONE]").count(), 1);
+}
