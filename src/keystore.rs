@@ -19,7 +19,7 @@ use crate::config::{Config, HttpUrl};
 use crate::keys::{KeyCounters, KeyState, SavedKey};
 use crate::outcome::KeyFault;
 use crate::persist::write_atomic;
-use crate::upstream::{HttpClient, Outbound};
+use crate::upstream::HttpClient;
 
 const KEYS_FILE: &str = "keys.json";
 /// How often the keys file is checked for changes.
@@ -257,32 +257,17 @@ impl KeySync {
 
     async fn fetch_url(&self, url: &HttpUrl) -> Result<Vec<String>, String> {
         let cfg = &self.app.config.upstream;
-        let request = Outbound {
-            method: "GET",
-            url,
-            path_suffix: "",
-            headers: vec![
-                ("accept", "text/csv, text/plain, */*".to_string()),
-                ("accept-encoding", "identity".to_string()),
-            ],
-            body: None,
-            connect_timeout: cfg.connect_timeout,
-        };
-        // The URL may itself embed a secret (a published sheet): log the host only.
-        let mut exchange = self
+        let accept = "text/csv, text/plain, */*";
+        let body = self
             .client
-            .send(request, cfg.timeout)
-            .await
-            .map_err(|f| format!("{}: {f:?}", url.host))?;
-        let status = exchange.status();
-        let body = exchange
-            .read_to_end(cfg.timeout, MAX_KEYS_DOCUMENT)
-            .await
-            .map_err(|f| format!("{}: {f:?}", url.host))?;
-        self.client.finish(exchange).await;
-        if status != 200 {
-            return Err(format!("{} answered HTTP {status}", url.host));
-        }
+            .get_document(
+                url,
+                accept,
+                cfg.connect_timeout,
+                cfg.timeout,
+                MAX_KEYS_DOCUMENT,
+            )
+            .await?;
         let text = String::from_utf8_lossy(&body);
         let keys = parse_keys_csv(&text);
         if keys.is_empty() {

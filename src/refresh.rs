@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::persist::write_atomic;
 use crate::registry::{parse_list, ListSource, ModelList, Snapshot, EMBEDDED_LIST};
-use crate::upstream::{HttpClient, Outbound};
+use crate::upstream::HttpClient;
 
 const FIRST_RETRY: Duration = Duration::from_secs(30);
 const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
@@ -93,35 +93,16 @@ impl Refresher {
     async fn fetch(&self) -> Result<(ModelList, bytes::Bytes), String> {
         let cfg = &self.app.config;
         let url = &cfg.models.source_url;
-        let request = Outbound {
-            method: "GET",
-            url,
-            path_suffix: "",
-            headers: vec![
-                ("accept", "application/json".to_string()),
-                ("accept-encoding", "identity".to_string()),
-                (
-                    "user-agent",
-                    concat!("free-llm-proxy/", env!("CARGO_PKG_VERSION")).to_string(),
-                ),
-            ],
-            body: None,
-            connect_timeout: cfg.upstream.connect_timeout,
-        };
-        let mut exchange = self
+        let body = self
             .client
-            .send(request, cfg.upstream.timeout)
-            .await
-            .map_err(|f| format!("fetching {url} failed: {f:?}"))?;
-        let status = exchange.status();
-        let body = exchange
-            .read_to_end(cfg.upstream.timeout, MAX_LIST_BYTES)
-            .await
-            .map_err(|f| format!("reading {url} failed: {f:?}"))?;
-        self.client.finish(exchange).await;
-        if status != 200 {
-            return Err(format!("{url} answered HTTP {status}"));
-        }
+            .get_document(
+                url,
+                "application/json",
+                cfg.upstream.connect_timeout,
+                cfg.upstream.timeout,
+                MAX_LIST_BYTES,
+            )
+            .await?;
         let list = parse_list(&body).map_err(|e| format!("{url}: {e}"))?;
         Ok((list, body))
     }

@@ -162,6 +162,48 @@ impl HttpClient {
         }
     }
 
+    /// GET a whole document (the model list, a key CSV): 200 only, at most `limit` bytes.
+    /// Errors name the host only, since such URLs may embed a token.
+    pub async fn get_document(
+        &self,
+        url: &HttpUrl,
+        accept: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Bytes, String> {
+        let request = Outbound {
+            method: "GET",
+            url,
+            path_suffix: "",
+            headers: vec![
+                ("accept", accept.to_string()),
+                ("accept-encoding", "identity".to_string()),
+                (
+                    "user-agent",
+                    concat!("free-llm-proxy/", env!("CARGO_PKG_VERSION")).to_string(),
+                ),
+            ],
+            body: None,
+            connect_timeout,
+        };
+        let host = &url.host;
+        let mut exchange = self
+            .send(request, timeout)
+            .await
+            .map_err(|f| format!("fetching from {host} failed: {f:?}"))?;
+        let status = exchange.status();
+        let body = exchange
+            .read_to_end(timeout, limit)
+            .await
+            .map_err(|f| format!("reading from {host} failed: {f:?}"))?;
+        self.finish(exchange).await;
+        if status != 200 {
+            return Err(format!("{host} answered HTTP {status}"));
+        }
+        Ok(body)
+    }
+
     /// Hand a finished exchange's connection back to the pool, or drop it when its body
     /// was not read to the end.
     pub async fn finish(&self, mut exchange: Exchange) {
