@@ -12,6 +12,13 @@ use crate::registry::{Model, Snapshot};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     ChatCompletions,
+    /// `POST /anthropic/v1/messages` (SPEC §10).
+    AnthropicMessages,
+    /// `POST /anthropic/v1/messages/count_tokens`: answered locally.
+    AnthropicCountTokens,
+    /// `HEAD/GET /anthropic/api/hello` and `HEAD /anthropic` (the base URL itself): Claude
+    /// Code's start-up connectivity probes, answered without auth.
+    AnthropicHello,
     Models,
     Health,
     Ready,
@@ -28,6 +35,9 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Route::ChatCompletions => "chat_completions",
+            Route::AnthropicMessages => "anthropic_messages",
+            Route::AnthropicCountTokens => "anthropic_count_tokens",
+            Route::AnthropicHello => "anthropic_hello",
             Route::Models => "models",
             Route::Health => "health",
             Route::Ready => "ready",
@@ -53,6 +63,9 @@ pub fn route(method: &str, path_and_query: &str) -> Route {
         .unwrap_or(path);
     let (wanted, route) = match path {
         "/v1/chat/completions" => ("POST", Route::ChatCompletions),
+        "/anthropic/v1/messages" => ("POST", Route::AnthropicMessages),
+        "/anthropic/v1/messages/count_tokens" => ("POST", Route::AnthropicCountTokens),
+        "/anthropic/api/hello" | "/anthropic" => ("GET", Route::AnthropicHello),
         "/v1/models" => ("GET", Route::Models),
         "/health" => ("GET", Route::Health),
         "/ready" => ("GET", Route::Ready),
@@ -66,6 +79,26 @@ pub fn route(method: &str, path_and_query: &str) -> Route {
         route
     } else {
         Route::WrongMethod(wanted)
+    }
+}
+
+/// Which API shape a request speaks: decides how answers and errors are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    OpenAi,
+    Anthropic,
+}
+
+impl Front {
+    /// Everything under `/anthropic/` (unknown paths included) answers in the Anthropic
+    /// shape, so Claude Code can read every error.
+    pub fn of_path(path_and_query: &str) -> Front {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        if path == "/anthropic" || path.starts_with("/anthropic/") {
+            Front::Anthropic
+        } else {
+            Front::OpenAi
+        }
     }
 }
 
@@ -255,12 +288,43 @@ mod tests {
             ("POST", "/admin/refresh", Route::AdminRefresh),
             ("GET", "/admin/state", Route::AdminState),
             ("POST", "/admin/keys/reset", Route::AdminKeysReset),
+            ("POST", "/anthropic/v1/messages", Route::AnthropicMessages),
+            (
+                "POST",
+                "/anthropic/v1/messages?beta=true",
+                Route::AnthropicMessages,
+            ),
+            (
+                "POST",
+                "/anthropic/v1/messages/count_tokens?beta=true",
+                Route::AnthropicCountTokens,
+            ),
+            ("GET", "/anthropic/v1/messages", Route::WrongMethod("POST")),
+            ("HEAD", "/anthropic/api/hello", Route::AnthropicHello),
+            ("GET", "/anthropic/api/hello", Route::AnthropicHello),
+            ("HEAD", "/anthropic", Route::AnthropicHello),
+            ("HEAD", "/anthropic/", Route::AnthropicHello),
+            ("POST", "/v1/messages", Route::NotFound),
             ("GET", "/api/health", Route::NotFound),
             ("GET", "/", Route::NotFound),
             ("GET", "/v1/modelsx", Route::NotFound),
         ];
         for (method, path, want) in cases {
             assert_eq!(route(method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn front_by_path() {
+        let cases = [
+            ("/anthropic/v1/messages?beta=true", Front::Anthropic),
+            ("/anthropic/nope", Front::Anthropic),
+            ("/anthropic", Front::Anthropic),
+            ("/anthropicx/v1/messages", Front::OpenAi),
+            ("/v1/chat/completions?x=/anthropic/", Front::OpenAi),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Front::of_path(path), want, "{path}");
         }
     }
 

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{watch, Notify};
 
+use crate::client_limits::ClientLimits;
 use crate::config::Config;
 use crate::cooldowns::ModelCooldowns;
 use crate::keys::KeyPool;
@@ -17,6 +18,8 @@ pub struct App {
     pub registry: Registry,
     pub cooldowns: ModelCooldowns,
     pub keys: KeyPool,
+    /// Per-client `rpm` budgets, checked on chat routes.
+    pub client_limits: ClientLimits,
     pub client: HttpClient,
     /// Wakes the refresher early (`POST /admin/refresh`).
     pub refresh_now: Notify,
@@ -28,6 +31,7 @@ impl App {
     pub fn new(config: Config, initial: Snapshot) -> Self {
         App {
             keys: KeyPool::new(&config.upstream.api_keys),
+            client_limits: ClientLimits::new(&config.auth.client_keys),
             client: HttpClient::new(config.server.upstream_keepalive_pool_size),
             registry: Registry::new(initial),
             cooldowns: ModelCooldowns::default(),

@@ -121,6 +121,17 @@ impl GatewayError {
         )
     }
 
+    /// 429 for a client over its `rpm` (SPEC §11); `wait` = until its window has room.
+    pub fn rate_limited(client: &str, rpm: usize, wait: Duration) -> Self {
+        Self::new(
+            429,
+            "rate_limit_error",
+            "rate_limited",
+            format!("client '{client}' is over its limit of {rpm} requests per minute"),
+        )
+        .with_retry_after(wait)
+    }
+
     pub fn all_models_unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "server_error", "all_models_unavailable", message)
     }

@@ -1,16 +1,20 @@
 //! free-llm-proxy: one OpenAI-compatible endpoint backed by the best currently working
 //! free LLM. See README.md and spec/SPEC.md.
 
+mod anthropic;
 mod api;
 mod app;
 mod auth;
 mod cli;
+mod client_limits;
 mod config;
 mod cooldowns;
 mod dispatch;
 mod errors;
+mod graceful;
 mod keys;
 mod keystore;
+mod metrics;
 mod outcome;
 mod persist;
 mod proxy;
@@ -131,6 +135,16 @@ fn main() -> ExitCode {
         test: false,
         conf: None,
     };
+    // Pingora retries a busy port forever; say so plainly instead. (An upgrade takes the
+    // socket over from the running instance, so the port is expected to be busy then.)
+    if !options.upgrade {
+        for addr in [config.listen, config.metrics_listen] {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                eprintln!("free-llm-proxy: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&config));
     server.bootstrap();
 
@@ -155,13 +169,25 @@ fn main() -> ExitCode {
         }
     }
 
-    let mut gateway = pingora::proxy::http_proxy_service_with_name(
+    // Pingora's proxy service, except that a shutdown or upgrade does not drop
+    // connections whose request is on its way (see graceful.rs).
+    let mut gateway = graceful::proxy_service(
         &server.configuration,
         proxy::Gateway::new(app.clone()),
         "free-llm-proxy gateway",
     );
     gateway.add_tcp(&listen.to_string());
     server.add_service(gateway);
+    // Its listener is handed over on upgrade (-u) like the gateway's.
+    match metrics::service(app.clone(), app.config.metrics_listen) {
+        Ok(service) => {
+            server.add_service(service);
+        }
+        Err(e) => {
+            eprintln!("free-llm-proxy: cannot set up the metrics service: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     server.add_service(background_service(
         "model list refresh",
         refresh::Refresher::new(app.clone()),

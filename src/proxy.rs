@@ -11,12 +11,14 @@ use bytes::{Bytes, BytesMut};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::api::{self, Route};
+use crate::anthropic;
+use crate::api::{self, Front, Route};
 use crate::app::App;
 use crate::auth;
 use crate::dispatch::{self, Answer, AnswerBody, AttemptRecord};
 use crate::errors::{retry_after_secs, GatewayError};
 use crate::keys::KeyLease;
+use crate::metrics;
 use crate::request::{ChatRequest, RequestError};
 use crate::request_log;
 use crate::respond::{self, Framing};
@@ -28,6 +30,8 @@ pub struct RequestCtx {
     pub request_id: u64,
     pub started: Instant,
     pub route: Route,
+    /// The API shape the client speaks: how answers and errors are written.
+    pub front: Front,
     pub client: Option<String>,
     pub stream: bool,
     pub status: u16,
@@ -39,6 +43,8 @@ pub struct RequestCtx {
     pub events_forwarded: u64,
     /// How a stream ended when it failed after content had been forwarded.
     pub mid_stream_error: Option<&'static str>,
+    /// Estimated prompt tokens of the routed chat body (bytes / 4).
+    pub prompt_estimate: u64,
 }
 
 pub struct Gateway {
@@ -108,7 +114,12 @@ impl Gateway {
                 self.reply(session, ctx, status, body.to_string().into_bytes())
                     .await
             }
-            Route::ChatCompletions => self.chat(session, ctx).await,
+            Route::ChatCompletions | Route::AnthropicMessages => self.chat(session, ctx).await,
+            Route::AnthropicCountTokens => self.count_tokens(session, ctx).await,
+            Route::AnthropicHello => {
+                self.reply(session, ctx, 200, anthropic::HELLO_BODY.to_vec())
+                    .await
+            }
             Route::WrongMethod(allowed) => Err(GatewayError::method_not_allowed(
                 session.req_header().method.as_str(),
                 session.req_header().uri.path(),
@@ -217,17 +228,26 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> std::result::Result<(), GatewayError> {
         self.authenticate(session, ctx)?;
+        // Right after auth, before the body is read: an over-budget client costs nothing.
+        self.app
+            .client_limits
+            .check(ctx.client.as_deref(), Instant::now())?;
         let body = self.read_body(session).await.inspect_err(|e| {
             if e.status == 413 || e.code == "bad_request" {
                 // The rest of the body is still on the wire: this connection cannot be reused.
                 session.set_keepalive(None);
             }
         })?;
-        let req = ChatRequest::parse(body).map_err(|e| match e {
-            RequestError::InvalidJson(m) => GatewayError::invalid_json(m),
-            RequestError::InvalidRequest(m) => GatewayError::invalid_request(m),
-        })?;
+        let req = match ctx.front {
+            Front::OpenAi => ChatRequest::parse(body).map_err(|e| match e {
+                RequestError::InvalidJson(m) => GatewayError::invalid_json(m),
+                RequestError::InvalidRequest(m) => GatewayError::invalid_request(m),
+            })?,
+            // Translated into a chat body, then routed exactly like one.
+            Front::Anthropic => anthropic::chat_request(&body)?,
+        };
         ctx.stream = req.stream;
+        ctx.prompt_estimate = req.body_len() as u64 / 4;
 
         // Keep watching the client while upstream works: a client that leaves cancels
         // the attempt (dropping it closes the upstream connection).
@@ -259,6 +279,24 @@ impl Gateway {
         Ok(())
     }
 
+    /// `count_tokens` (SPEC §10): a local estimate, no upstream call, and — unlike chat —
+    /// no charge against the client's rpm (Claude Code fires ~27 of these at once).
+    async fn count_tokens(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), GatewayError> {
+        self.authenticate(session, ctx)?;
+        let body = self.read_body(session).await.inspect_err(|e| {
+            if e.status == 413 || e.code == "bad_request" {
+                // The rest of the body is still on the wire: this connection cannot be reused.
+                session.set_keepalive(None);
+            }
+        })?;
+        let answer = anthropic::count_tokens(&body)?;
+        self.reply(session, ctx, 200, answer).await
+    }
+
     async fn complete_answer(
         &self,
         session: &mut Session,
@@ -267,12 +305,26 @@ impl Gateway {
         upstream: &ResponseHeader,
         body: Bytes,
     ) {
-        let header = match respond::upstream_header(
+        let body = match ctx.front {
+            Front::OpenAi => body,
+            Front::Anthropic => {
+                let (status, body) =
+                    anthropic::complete_body(ctx.status, model, &body, ctx.prompt_estimate);
+                ctx.status = status;
+                body
+            }
+        };
+        let header = respond::upstream_header(
             upstream,
             model,
             ctx.attempts.len(),
             Framing::Length(body.len()),
-        ) {
+        )
+        .and_then(|header| match ctx.front {
+            Front::OpenAi => Ok(header),
+            Front::Anthropic => anthropic::json_header(header, ctx.status),
+        });
+        let header = match header {
             Ok(header) => header,
             Err(e) => {
                 log::error!("building the response header failed: {e}");
@@ -324,7 +376,13 @@ impl Gateway {
         }
         ctx.ttfb = Some(ctx.started.elapsed());
         let idle = self.app.config.upstream.idle_timeout;
-        let forwarded = stream::forward(session, live, idle, &self.app.client).await;
+        let forwarded = match ctx.front {
+            Front::OpenAi => stream::forward(session, live, idle, &self.app.client).await,
+            Front::Anthropic => {
+                let relay = anthropic::relay(model, ctx.prompt_estimate);
+                stream::forward_with(session, live, idle, &self.app.client, relay).await
+            }
+        };
         ctx.bytes_forwarded = forwarded.bytes;
         ctx.events_forwarded = forwarded.events;
         ctx.client_disconnected = forwarded.end == StreamEnd::ClientGone;
@@ -340,6 +398,14 @@ impl Gateway {
     }
 }
 
+/// One of the gateway's own errors, in the shape of the API the client speaks.
+async fn write_error(session: &mut Session, front: Front, error: &GatewayError) -> Result<()> {
+    match front {
+        Front::OpenAi => respond::error(session, error).await,
+        Front::Anthropic => anthropic::write_error(session, error).await,
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -349,6 +415,7 @@ impl ProxyHttp for Gateway {
             request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
             route: Route::NotFound,
+            front: Front::OpenAi,
             client: None,
             stream: false,
             status: 0,
@@ -359,6 +426,7 @@ impl ProxyHttp for Gateway {
             bytes_forwarded: 0,
             events_forwarded: 0,
             mid_stream_error: None,
+            prompt_estimate: 0,
         }
     }
 
@@ -366,9 +434,10 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         ctx.route = api::route(req.method.as_str(), path);
+        ctx.front = Front::of_path(path);
         if let Err(error) = self.serve(session, ctx).await {
             ctx.status = error.status;
-            if let Err(e) = respond::error(session, &error).await {
+            if let Err(e) = write_error(session, ctx.front, &error).await {
                 log::debug!("writing an error answer failed: {e}");
             }
         }
@@ -407,7 +476,7 @@ impl ProxyHttp for Gateway {
             _ => GatewayError::internal("the gateway could not handle this request"),
         };
         ctx.status = error.status;
-        let _ = respond::error(session, &error).await;
+        let _ = write_error(session, ctx.front, &error).await;
         FailToProxy {
             error_code: error.status,
             can_reuse_downstream: false,
@@ -416,5 +485,6 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         request_log::emit(ctx);
+        metrics::record(&self.app, ctx);
     }
 }

@@ -38,6 +38,12 @@ impl SseScanner {
 
     /// Scan one chunk; `on_event` is called for every event completed inside it.
     pub fn feed(&mut self, chunk: &[u8], mut on_event: impl FnMut(SseEvent)) {
+        self.feed_with_data(chunk, |event, _| on_event(event));
+    }
+
+    /// Like [`SseScanner::feed`], also handing out each event's `data` payload (lines
+    /// joined by `\n`; empty for events without data) — for fronts that translate events.
+    pub fn feed_with_data(&mut self, chunk: &[u8], mut on_event: impl FnMut(SseEvent, &[u8])) {
         let mut rest = chunk;
         if self.after_cr {
             self.after_cr = false;
@@ -69,13 +75,13 @@ impl SseScanner {
         self.line.extend_from_slice(rest);
     }
 
-    fn end_line(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent)) {
+    fn end_line(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent, &[u8])) {
         if line.is_empty() {
             // A blank line dispatches the event.
             if self.has_data {
-                on_event(classify_data(&self.data));
+                on_event(classify_data(&self.data), &self.data);
             } else {
-                on_event(SseEvent::NoData);
+                on_event(SseEvent::NoData, b"");
             }
             self.data.clear();
             self.has_data = false;
@@ -214,6 +220,26 @@ mod tests {
             SseEvent::Error(e) => assert_eq!(e.code, Some(502)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn data_payloads_are_handed_out_joined() {
+        let mut scanner = SseScanner::new();
+        let mut seen = vec![];
+        for chunk in [
+            &b": c\n\ndata: {\"a\":"[..],
+            b"\r\ndata: 1}\n\ndata: [DONE]\n\n",
+        ] {
+            scanner.feed_with_data(chunk, |e, d| seen.push((e, d.to_vec())));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (SseEvent::NoData, vec![]),
+                (SseEvent::Content, b"{\"a\":\n1}".to_vec()),
+                (SseEvent::Done, b"[DONE]".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -187,6 +187,47 @@ pub struct Forwarded {
 /// go back to the pool.
 const DRAIN_AFTER_DONE: Duration = Duration::from_secs(1);
 
+/// What the client receives for a forwarded stream. The OpenAI front passes upstream bytes
+/// through untouched ([`Passthrough`]); the Anthropic front translates them into its own
+/// events. Either way the forward loop, its timeouts and its endings are the same.
+pub trait Relay {
+    /// Downstream bytes for one upstream chunk (may be empty).
+    fn chunk(&mut self, chunk: Bytes) -> Bytes;
+    /// The last bytes after a chunk that carried an upstream error event; `saw_done`:
+    /// upstream also sent `[DONE]`.
+    fn after_error(&mut self, saw_done: bool) -> Bytes;
+    /// The last bytes when upstream ended; `saw_done`: it sent `[DONE]`.
+    fn end(&mut self, saw_done: bool) -> Bytes;
+    /// The gateway's own closing error (idle timeout, broken connection).
+    fn gateway_error(&mut self, code: &str, message: &str) -> Bytes;
+}
+
+/// The OpenAI front: upstream chunks reach the client unchanged (no copy); every stream
+/// ends with exactly one `[DONE]`.
+pub struct Passthrough;
+
+impl Relay for Passthrough {
+    fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        chunk
+    }
+
+    fn after_error(&mut self, saw_done: bool) -> Bytes {
+        self.end(saw_done)
+    }
+
+    fn end(&mut self, saw_done: bool) -> Bytes {
+        if saw_done {
+            Bytes::new()
+        } else {
+            Bytes::from_static(DONE_EVENT)
+        }
+    }
+
+    fn gateway_error(&mut self, code: &str, message: &str) -> Bytes {
+        error_event(code, message)
+    }
+}
+
 /// Forward a live stream downstream: the held bytes first, then each upstream chunk as
 /// it arrives, unchanged. Every stream the client receives ends with `[DONE]`.
 pub async fn forward(
@@ -194,6 +235,17 @@ pub async fn forward(
     live: Box<LiveStream>,
     idle: Duration,
     client: &HttpClient,
+) -> Forwarded {
+    forward_with(session, live, idle, client, Passthrough).await
+}
+
+/// Forward a live stream downstream through `relay`, chunk by chunk as it arrives.
+pub async fn forward_with(
+    session: &mut Session,
+    live: Box<LiveStream>,
+    idle: Duration,
+    client: &HttpClient,
+    mut relay: impl Relay,
 ) -> Forwarded {
     let LiveStream {
         mut exchange,
@@ -208,6 +260,7 @@ pub async fn forward(
         events: state.events,
     };
     for chunk in held {
+        let chunk = relay.chunk(chunk);
         bytes += chunk.len() as u64;
         if session
             .write_response_body(Some(chunk), false)
@@ -219,12 +272,14 @@ pub async fn forward(
     }
     loop {
         if let Some(error) = state.error.clone() {
-            let done = if state.saw_done { Bytes::new() } else { Bytes::from_static(DONE_EVENT) };
+            let done = relay.after_error(state.saw_done);
             let _ = session.write_response_body(Some(done), true).await;
             return finish(StreamEnd::UpstreamError(error), bytes, &state);
         }
         if state.saw_done {
-            let _ = session.write_response_body(None, true).await;
+            let _ = session
+                .write_response_body(Some(relay.end(true)), true)
+                .await;
             if matches!(exchange.next_chunk(DRAIN_AFTER_DONE).await, BodyRead::End) {
                 client.finish(exchange).await;
             }
@@ -240,14 +295,10 @@ pub async fn forward(
         let (chunk, end) = match read {
             BodyRead::Data(chunk) => {
                 state.scan(&mut scanner, &chunk);
-                (chunk, StreamEnd::Complete)
+                (relay.chunk(chunk), StreamEnd::Complete)
             }
             BodyRead::End => {
-                let done = if state.saw_done {
-                    Bytes::new()
-                } else {
-                    Bytes::from_static(DONE_EVENT)
-                };
+                let done = relay.end(state.saw_done);
                 let written = session.write_response_body(Some(done), true).await;
                 client.finish(exchange).await;
                 let end = if written.is_ok() {
@@ -258,14 +309,14 @@ pub async fn forward(
                 return finish(end, bytes, &state);
             }
             BodyRead::Silent => (
-                error_event(
+                relay.gateway_error(
                     "upstream_idle_timeout",
                     "the upstream model stopped sending",
                 ),
                 StreamEnd::IdleTimeout,
             ),
             BodyRead::Broken => (
-                error_event("upstream_disconnected", "the upstream connection broke"),
+                relay.gateway_error("upstream_disconnected", "the upstream connection broke"),
                 StreamEnd::Disconnected,
             ),
         };

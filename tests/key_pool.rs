@@ -82,9 +82,15 @@ async fn daily_cap_moves_to_the_next_key_and_the_rest_survives_a_restart() {
     assert_eq!(a["reason"], "daily_cap");
     assert_eq!(a["until"].as_u64(), Some(epoch_ms(reset) / 1000));
 
-    // The state file is written at once, and holds no whole key.
-    let saved =
-        std::fs::read_to_string(state_dir.path().join("keys.json")).expect("keys.json written");
+    // The state file is written at once (by a task woken on the change), and holds no
+    // whole key.
+    let keys_json = state_dir.path().join("keys.json");
+    let written = support::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&keys_json).is_ok_and(|t| t.contains("\"cooling\""))
+    })
+    .await;
+    assert!(written, "keys.json never recorded the cooling key");
+    let saved = std::fs::read_to_string(&keys_json).expect("keys.json written");
     assert!(!saved.contains(KEY_A) && !saved.contains(KEY_B), "{saved}");
     assert!(saved.contains("\"cooling\""), "{saved}");
     drop(gateway);

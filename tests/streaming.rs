@@ -158,13 +158,14 @@ async fn error_after_content_is_forwarded_then_done_and_the_model_cools() {
     let next = post_chat(&gateway, &chat_body()).await;
     assert_answered_by(&next, RANK2, 1);
     assert_eq!(mock.count_for(RANK1), 1);
-    let logged = gateway.log_events("request_done");
-    assert!(
-        logged
+    let logged = support::wait_until(SETTLE, || {
+        gateway
+            .log_events("request_done")
             .iter()
-            .any(|l| l["mid_stream_error"] == "upstream_error_event"),
-        "{logged:?}"
-    );
+            .any(|l| l["mid_stream_error"] == "upstream_error_event")
+    })
+    .await;
+    assert!(logged, "{:?}", gateway.log_events("request_done"));
 }
 
 #[tokio::test]

@@ -36,10 +36,8 @@ use super::wire::{self, Conn, Head};
 pub const LIST_PATH: &str = "/top-models";
 pub const CHAT_PATH: &str = "/api/v1/chat/completions";
 /// The real list snapshot the binary embeds (a copy of shared/fixtures/top-models.json).
-pub const FIXTURE_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/conf/embedded-top-models.json"
-);
+pub const FIXTURE_PATH: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/conf/embedded-top-models.json");
 /// The SSE terminator OpenAI and OpenRouter send.
 pub const DONE_EVENT: &str = "data: [DONE]\n\n";
 /// The keep-alive comment OpenRouter sends while a model warms up.
