@@ -84,6 +84,17 @@ pub struct SavedKey {
 }
 
 impl KeyEntry {
+    /// Take over a saved record. A key disabled by a 401 comes back `active`: SPEC §5
+    /// disables it "until reload", and a restart or upgrade is that reload.
+    fn apply(&mut self, saved: SavedKey) {
+        self.state = match saved.state {
+            KeyState::Disabled { .. } => KeyState::Active,
+            other => other,
+        };
+        self.counters = saved.counters;
+        self.marked_at = saved.marked_at;
+    }
+
     fn fresh(secret: &str) -> Self {
         KeyEntry {
             secret: Arc::from(secret),
@@ -172,6 +183,10 @@ pub struct KeyTally {
 struct PoolInner {
     keys: Vec<KeyEntry>,
     next: usize,
+    /// Saved records that matched no key at start: keys from the URL source arrive only
+    /// after its first sync, and must find their state here. Kept (and saved) until the
+    /// first sync of every source is over.
+    dormant: Vec<SavedKey>,
 }
 
 pub struct KeyPool {
@@ -184,7 +199,11 @@ impl KeyPool {
     pub fn new(secrets: &[String]) -> Self {
         let keys = secrets.iter().map(|s| KeyEntry::fresh(s)).collect();
         KeyPool {
-            inner: Mutex::new(PoolInner { keys, next: 0 }),
+            inner: Mutex::new(PoolInner {
+                keys,
+                next: 0,
+                dormant: Vec::new(),
+            }),
             changed: Notify::new(),
         }
     }
@@ -203,15 +222,24 @@ impl KeyPool {
             return false;
         }
         let mut old: Vec<KeyEntry> = std::mem::take(&mut inner.keys);
+        let mut dormant = std::mem::take(&mut inner.dormant);
         inner.keys = secrets
             .iter()
             .map(
                 |s| match old.iter().position(|k| &*k.secret == s.as_str()) {
                     Some(i) => old.swap_remove(i),
-                    None => KeyEntry::fresh(s),
+                    None => {
+                        let mut entry = KeyEntry::fresh(s);
+                        let id = key_id(s);
+                        if let Some(i) = dormant.iter().position(|d| d.id == id) {
+                            entry.apply(dormant.swap_remove(i));
+                        }
+                        entry
+                    }
                 },
             )
             .collect();
+        inner.dormant = dormant;
         inner.next = 0;
         drop(inner);
         self.changed.notify_one();
@@ -219,25 +247,36 @@ impl KeyPool {
     }
 
     /// Apply saved state to the configured keys it matches (by hash).
-    pub fn restore(&self, saved: &[SavedKey]) -> usize {
+    /// Records matching no configured key wait (dormant) for keys that join later.
+    pub fn restore(&self, saved: Vec<SavedKey>) -> usize {
         let mut inner = self.inner.lock();
         let mut restored = 0;
-        for entry in inner.keys.iter_mut() {
-            let id = key_id(&entry.secret);
-            if let Some(s) = saved.iter().find(|s| s.id == id) {
-                entry.state = s.state.clone();
-                entry.counters = s.counters.clone();
-                entry.marked_at = s.marked_at;
-                restored += 1;
+        for record in saved {
+            match inner
+                .keys
+                .iter_mut()
+                .find(|k| key_id(&k.secret) == record.id)
+            {
+                Some(entry) => {
+                    entry.apply(record);
+                    restored += 1;
+                }
+                None => inner.dormant.push(record),
             }
         }
         restored
     }
 
+    /// Every source has been read once: saved records still unmatched belong to keys
+    /// that are no longer configured.
+    pub fn forget_dormant(&self) {
+        self.inner.lock().dormant.clear();
+    }
+
     /// The pool's state in its saved form.
     pub fn saved(&self) -> Vec<SavedKey> {
-        self.inner
-            .lock()
+        let inner = self.inner.lock();
+        inner
             .keys
             .iter()
             .map(|k| SavedKey {
@@ -247,6 +286,7 @@ impl KeyPool {
                 counters: k.counters.clone(),
                 marked_at: k.marked_at,
             })
+            .chain(inner.dormant.iter().cloned())
             .collect()
     }
 
@@ -475,13 +515,18 @@ mod tests {
         assert_eq!(saved[1].id.len(), 16);
         assert_ne!(saved[0].id, saved[1].id);
         let q = pool(2);
-        assert_eq!(q.restore(&saved), 2);
-        assert_eq!(
-            q.view(at(6))[1].state,
-            KeyState::Disabled {
-                reason: KeyFault::Unauthorized
-            }
-        );
+        assert_eq!(q.restore(saved.clone()), 2);
+        // Disabled "until reload": a restart is one.
+        assert_eq!(q.view(at(6))[1].state, KeyState::Active);
+        assert_eq!(q.view(at(6))[1].counters.unauthorized, 1);
+        // A record for a key that joins later (URL source) waits for it.
+        let r = pool(1);
+        assert_eq!(r.restore(saved), 1);
+        assert_eq!(r.saved().len(), 2, "the unmatched record is kept");
+        r.set_keys(&["sk-or-v1-secret-0000".into(), "sk-or-v1-secret-0001".into()]);
+        assert_eq!(r.view(at(6))[1].counters.unauthorized, 1);
+        r.forget_dormant();
+        assert_eq!(r.saved().len(), 2);
         assert_eq!(key_id("abc"), "ba7816bf8f01cfea");
     }
 

@@ -289,6 +289,11 @@ impl BackgroundService for KeySync {
         let mut next_url_sync = tokio::time::Instant::now();
         let mut last_counter_save = tokio::time::Instant::now();
         let mut poll = tokio::time::interval(FILE_POLL);
+        // Saved records of URL keys wait until the URL has been read once.
+        let mut awaiting_url = url.is_some();
+        if !awaiting_url {
+            self.app.keys.forget_dormant();
+        }
         self.save();
         loop {
             tokio::select! {
@@ -334,6 +339,10 @@ impl BackgroundService for KeySync {
                 ]);
                 if self.app.keys.set_keys(&merged) {
                     log::info!("upstream key pool now holds {} keys", merged.len());
+                }
+                if awaiting_url && !url_keys.is_empty() {
+                    awaiting_url = false;
+                    self.app.keys.forget_dormant();
                 }
             }
             if last_counter_save.elapsed() >= COUNTER_SAVE_EVERY {

@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         &[],
     ]));
     if let Some(path) = keystore::keys_path(&app.config) {
-        let restored = app.keys.restore(&keystore::load(&path));
+        let restored = app.keys.restore(keystore::load(&path));
         if restored > 0 {
             log::info!(
                 "restored the state of {restored} upstream keys from {}",

@@ -345,3 +345,67 @@ async fn no_whole_key_in_logs_responses_or_state() {
         assert!(!seen.contains(&key[..20]), "a long prefix of {key} leaked");
     }
 }
+
+#[tokio::test]
+async fn url_keys_get_their_saved_state_back_after_a_restart() {
+    let mock = MockUpstream::start().await;
+    let state_dir = TempDir::new("keys-url-restart");
+    mock.set_list(200, format!("key\n{KEY_B}\n"));
+    let reset = SystemTime::now() + Duration::from_secs(3600);
+    mock.script(
+        RANK1,
+        vec![Behaviour::rate_limited(
+            None,
+            daily_cap_body(epoch_ms(reset)),
+        )],
+    );
+    let boot = || {
+        GatewayBuilder::new(&mock)
+            .set("upstream.api_keys", Vec::<String>::new())
+            .set("upstream.api_keys_url", mock.list_url())
+            .set("state_dir", state_dir.path().to_string_lossy().to_string())
+            .set("auth.admin_keys", vec![ADMIN])
+            .start()
+    };
+    let url_key_state = |state: &Value| {
+        state["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["key"] == "...bbbb"))
+            .map(|k| k["state"].as_str().unwrap_or_default().to_string())
+    };
+
+    let gateway = boot().await;
+    let mut joined = false;
+    for _ in 0..50 {
+        if url_key_state(&admin_state(&gateway).await).is_some() {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "the URL key never joined the pool");
+    // The only key hits its daily cap: it cools, nothing else can serve.
+    assert_eq!(post_chat(&gateway, &chat_body()).await.status, 503);
+    let keys_json = state_dir.path().join("keys.json");
+    let saved = support::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&keys_json).is_ok_and(|t| t.contains("\"cooling\""))
+    })
+    .await;
+    assert!(saved);
+    drop(gateway);
+
+    let gateway = boot().await;
+    let mut state = None;
+    for _ in 0..50 {
+        state = url_key_state(&admin_state(&gateway).await);
+        if state.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state.as_deref(),
+        Some("cooling"),
+        "the URL key lost its saved state"
+    );
+}
