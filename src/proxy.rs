@@ -192,34 +192,14 @@ impl Gateway {
         }
     }
 
+    /// Read the whole request body, at most `limits.max_body_bytes`.
     async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, GatewayError> {
-        let limit = self.app.config.limits.max_body_bytes;
-        let declared = session
-            .req_header()
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > limit) {
-            return Err(GatewayError::body_too_large(limit));
+        let read = read_bounded_body(session, self.app.config.limits.max_body_bytes).await;
+        if read.is_err() {
+            // The rest of the body may still be on the wire: the connection cannot be reused.
+            session.set_keepalive(None);
         }
-        let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-        loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > limit {
-                        return Err(GatewayError::body_too_large(limit));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(body.freeze()),
-                Err(e) => {
-                    return Err(GatewayError::bad_client_request(format!(
-                        "could not read the request body: {e}"
-                    )))
-                }
-            }
-        }
+        read
     }
 
     async fn chat(
@@ -232,12 +212,7 @@ impl Gateway {
         self.app
             .client_limits
             .check(ctx.client.as_deref(), Instant::now())?;
-        let body = self.read_body(session).await.inspect_err(|e| {
-            if e.status == 413 || e.code == "bad_request" {
-                // The rest of the body is still on the wire: this connection cannot be reused.
-                session.set_keepalive(None);
-            }
-        })?;
+        let body = self.read_body(session).await?;
         let req = match ctx.front {
             Front::OpenAi => ChatRequest::parse(body).map_err(|e| match e {
                 RequestError::InvalidJson(m) => GatewayError::invalid_json(m),
@@ -287,12 +262,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> std::result::Result<(), GatewayError> {
         self.authenticate(session, ctx)?;
-        let body = self.read_body(session).await.inspect_err(|e| {
-            if e.status == 413 || e.code == "bad_request" {
-                // The rest of the body is still on the wire: this connection cannot be reused.
-                session.set_keepalive(None);
-            }
-        })?;
+        let body = self.read_body(session).await?;
         let answer = anthropic::count_tokens(&body)?;
         self.reply(session, ctx, 200, answer).await
     }
@@ -394,6 +364,38 @@ impl Gateway {
                 .outcome(&upstream.headers, now, &self.app.cooldown_policy())
         {
             dispatch::settle(&self.app, model, key, &outcome, now);
+        }
+    }
+}
+
+async fn read_bounded_body(
+    session: &mut Session,
+    limit: usize,
+) -> std::result::Result<Bytes, GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(GatewayError::body_too_large(limit));
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(GatewayError::body_too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => {
+                return Err(GatewayError::bad_client_request(format!(
+                    "could not read the request body: {e}"
+                )))
+            }
         }
     }
 }
