@@ -121,8 +121,11 @@ pub async fn dispatch(
                 Err(no_key) => return Err(no_key_error(no_key)),
             };
             let attempt_started = Instant::now();
-            let attempt =
-                tokio::time::timeout(remaining, attempt_once(app, req, candidate, &lease)).await;
+            let attempt = pingora::prelude::timeout(
+                remaining,
+                Box::pin(attempt_once(app, req, candidate, &lease)),
+            )
+            .await;
             let Ok(attempt) = attempt else {
                 attempts.push(record(
                     candidate,

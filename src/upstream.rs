@@ -100,10 +100,13 @@ impl HttpClient {
         header_timeout: Duration,
     ) -> Result<Exchange, TransportFailure> {
         let deadline = tokio::time::Instant::now() + header_timeout;
-        let addr = tokio::time::timeout_at(deadline, self.resolve(&req.url.host, req.url.port))
-            .await
-            .map_err(|_| TransportFailure::HeaderTimeout)?
-            .ok_or(TransportFailure::Connect)?;
+        let addr = pingora::prelude::timeout(
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+            self.resolve(&req.url.host, req.url.port),
+        )
+        .await
+        .map_err(|_| TransportFailure::HeaderTimeout)?
+        .ok_or(TransportFailure::Connect)?;
         let peer = self.peer(req.url, addr, req.connect_timeout);
         let header = build_request(&req)?;
 
@@ -111,17 +114,19 @@ impl HttpClient {
         // not the model's fault, so such a failure is retried once on another connection.
         let mut retried_stale = false;
         loop {
-            let (mut session, reused) =
-                match tokio::time::timeout_at(deadline, self.connector.get_http_session(&peer))
-                    .await
-                {
-                    Err(_) => return Err(TransportFailure::HeaderTimeout),
-                    Ok(Err(e)) => {
-                        log::debug!("connect to {} failed: {e}", req.url.host);
-                        return Err(TransportFailure::Connect);
-                    }
-                    Ok(Ok(pair)) => pair,
-                };
+            let (mut session, reused) = match pingora::prelude::timeout(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                Box::pin(self.connector.get_http_session(&peer)),
+            )
+            .await
+            {
+                Err(_) => return Err(TransportFailure::HeaderTimeout),
+                Ok(Err(e)) => {
+                    log::debug!("connect to {} failed: {e}", req.url.host);
+                    return Err(TransportFailure::Connect);
+                }
+                Ok(Ok(pair)) => pair,
+            };
             let exchange = async {
                 session
                     .write_request_header(Box::new(header.clone()))
@@ -132,7 +137,12 @@ impl HttpClient {
                 session.finish_request_body().await?;
                 session.read_response_header().await
             };
-            match tokio::time::timeout_at(deadline, exchange).await {
+            match pingora::prelude::timeout(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                exchange,
+            )
+            .await
+            {
                 Err(_) => return Err(TransportFailure::HeaderTimeout),
                 Ok(Ok(())) => {
                     let Some(header) = session.response_header().cloned() else {
@@ -256,7 +266,7 @@ impl Exchange {
 
     /// Read the next piece of the body, waiting at most `silence` for it.
     pub async fn next_chunk(&mut self, silence: Duration) -> BodyRead {
-        match tokio::time::timeout(silence, self.session.read_response_body()).await {
+        match pingora::prelude::timeout(silence, self.session.read_response_body()).await {
             Err(_) => BodyRead::Silent,
             Ok(Ok(Some(bytes))) => BodyRead::Data(bytes),
             Ok(Ok(None)) => BodyRead::End,

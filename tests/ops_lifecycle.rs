@@ -235,14 +235,18 @@ async fn upgrade_hands_both_listeners_to_the_new_process() {
     );
     let chat = post_chat(&old, &chat_body()).await;
     assert_answered_by(&chat, RANK1, 1);
-    let metrics = support::get(old.metrics_addr, "/metrics", &[]).await;
+    // The request is counted in the logging phase, just after its answer went out.
+    let counted =
+        r#"freellm_requests_total{client="anonymous",route="chat_completions",status="200"} 1"#;
+    let mut metrics = support::get(old.metrics_addr, "/metrics", &[]).await;
+    for _ in 0..50 {
+        if metrics.text().contains(counted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = support::get(old.metrics_addr, "/metrics", &[]).await;
+    }
     assert_eq!(metrics.status, 200);
-    assert!(
-        metrics.text().contains(
-            r#"freellm_requests_total{client="anonymous",route="chat_completions",status="200"} 1"#
-        ),
-        "{}",
-        metrics.text()
-    );
+    assert!(metrics.text().contains(counted), "{}", metrics.text());
     assert!(successor_log().contains("Bootstrap done"));
 }
