@@ -5,6 +5,7 @@ mod anthropic;
 mod api;
 mod app;
 mod auth;
+mod body;
 mod cli;
 mod client_limits;
 mod config;

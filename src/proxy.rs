@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
@@ -15,6 +15,7 @@ use crate::anthropic;
 use crate::api::{self, Front, Route};
 use crate::app::App;
 use crate::auth;
+use crate::body::BodyCollector;
 use crate::dispatch::{self, Answer, AnswerBody, AttemptRecord};
 use crate::errors::{retry_after_secs, GatewayError};
 use crate::keys::KeyLease;
@@ -381,16 +382,13 @@ async fn read_bounded_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(GatewayError::body_too_large(limit));
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut body = BodyCollector::new(limit, declared.unwrap_or(0));
     loop {
         match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(GatewayError::body_too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
+            Ok(Some(chunk)) => body
+                .push(chunk)
+                .map_err(|_| GatewayError::body_too_large(limit))?,
+            Ok(None) => return Ok(body.finish()),
             Err(e) => {
                 return Err(GatewayError::bad_client_request(format!(
                     "could not read the request body: {e}"

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
@@ -15,6 +15,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
+use crate::body::BodyCollector;
 use crate::config::HttpUrl;
 use crate::outcome::TransportFailure;
 
@@ -283,16 +284,13 @@ impl Exchange {
         silence: Duration,
         limit: usize,
     ) -> Result<Bytes, TransportFailure> {
-        let mut buf = BytesMut::new();
+        let mut body = BodyCollector::new(limit, 0);
         loop {
             match self.next_chunk(silence).await {
                 BodyRead::Data(bytes) => {
-                    if buf.len() + bytes.len() > limit {
-                        return Err(TransportFailure::BodyFailed);
-                    }
-                    buf.extend_from_slice(&bytes);
+                    body.push(bytes).map_err(|_| TransportFailure::BodyFailed)?
                 }
-                BodyRead::End => return Ok(buf.freeze()),
+                BodyRead::End => return Ok(body.finish()),
                 BodyRead::Silent | BodyRead::Broken => return Err(TransportFailure::BodyFailed),
             }
         }
