@@ -226,12 +226,7 @@ async fn missing_models_move_on() {
 async fn everything_cooling_gives_503_without_upstream_calls() {
     // Given every listed model and the fallback answer 429 Retry-After: 120
     let mock = MockUpstream::start().await;
-    for model in RANKED.iter().chain([&FALLBACK]) {
-        mock.set_default(
-            model,
-            Behaviour::rate_limited(Some("120"), error_body(429, "busy")),
-        );
-    }
+    rate_limit_every_model(&mock, "120");
     let gateway = GatewayBuilder::new(&mock)
         .set("routing.max_attempts", 10)
         .start()

@@ -6,8 +6,7 @@ mod support;
 
 use common::*;
 use serde_json::json;
-use support::mock::error_body;
-use support::{Behaviour, GatewayBuilder, MockUpstream};
+use support::{GatewayBuilder, MockUpstream};
 
 const ALICE_KEY: &str = "alice-secret-key-123";
 
@@ -161,12 +160,7 @@ async fn unknown_paths_and_wrong_methods() {
 async fn ready_503_carries_retry_after() {
     // Given every model is cooling for 120 s after a rate limit
     let mock = MockUpstream::start().await;
-    for model in RANKED.iter().chain([&FALLBACK]) {
-        mock.set_default(
-            model,
-            Behaviour::rate_limited(Some("120"), error_body(429, "busy")),
-        );
-    }
+    rate_limit_every_model(&mock, "120");
     let gateway = GatewayBuilder::new(&mock)
         .set("routing.max_attempts", 10)
         .start()

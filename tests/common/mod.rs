@@ -171,3 +171,16 @@ pub fn list_document(models: &[(&str, bool)]) -> String {
     })
     .to_string()
 }
+
+/// Every listed model and the list's fallback answer 429 with `Retry-After: secs`.
+pub fn rate_limit_every_model(mock: &support::MockUpstream, retry_after_secs: &str) {
+    for model in RANKED.iter().chain([&FALLBACK]) {
+        mock.set_default(
+            model,
+            support::Behaviour::rate_limited(
+                Some(retry_after_secs),
+                support::mock::error_body(429, "busy"),
+            ),
+        );
+    }
+}
