@@ -1,0 +1,7 @@
+//! Long-running services (model list refresh, key sync, graceful listeners) and the
+//! wiring of the whole server.
+
+pub mod graceful;
+pub mod key_store;
+pub mod refresh;
+pub mod server;

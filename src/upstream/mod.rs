@@ -1,0 +1,3 @@
+//! Outbound HTTP: Pingora's connector, one exchange at a time, transport failures typed.
+
+pub mod client;
