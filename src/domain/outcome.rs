@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::util::time::next_utc_midnight;
+
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -225,12 +227,6 @@ pub fn parse_ratelimit_reset(value: &str) -> Option<SystemTime> {
     Some(at)
 }
 
-/// The next 00:00 UTC strictly after `now`.
-pub fn next_utc_midnight(now: SystemTime) -> SystemTime {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    UNIX_EPOCH + Duration::from_secs((secs / 86_400 + 1) * 86_400)
-}
-
 /// Clamp a hinted cooldown end into `[now + 1 s, now + MAX_HINTED_COOLDOWN]`.
 fn bounded(until: SystemTime, now: SystemTime) -> SystemTime {
     until.clamp(now + Duration::from_secs(1), now + MAX_HINTED_COOLDOWN)
@@ -334,6 +330,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
     use serde_json::json;
+    use std::time::UNIX_EPOCH;
 
     const POLICY: CooldownPolicy = CooldownPolicy {
         rate_limit: Duration::from_secs(300),

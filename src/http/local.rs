@@ -1,7 +1,7 @@
 //! Routing of paths to handlers, and the gateway's own endpoints (SPEC §3): `/v1/models`,
 //! `/health`, `/ready`, `/admin/*`. Handlers build bodies; `proxy` writes them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
@@ -102,9 +102,7 @@ impl Front {
     }
 }
 
-fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
+use crate::util::time::epoch_secs;
 
 fn model_entry(
     id: &str,
@@ -269,6 +267,7 @@ pub fn state_body(app: &App, now: SystemTime) -> Value {
 mod tests {
     use super::*;
     use crate::domain::models::{parse_list, ListSource, EMBEDDED_LIST};
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn route_table() {

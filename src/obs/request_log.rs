@@ -1,7 +1,7 @@
 //! The `request_done` line (SPEC §8/§11): one JSON object per request. It names models,
 //! masked key tails and numbers — never prompts, completions or whole keys.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -10,9 +10,7 @@ use crate::http::proxy::RequestCtx;
 /// Log target of request lines; the logger prints these messages bare (one JSON per line).
 pub const TARGET: &str = "request_done";
 
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
+use crate::util::time::epoch_ms;
 
 #[derive(Serialize)]
 struct Attempt<'a> {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -67,13 +67,7 @@ struct ErrorCounts {
     unauthorized: u64,
 }
 
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
+use crate::util::time::{epoch_ms as to_ms, from_epoch_ms as from_ms};
 
 impl KeyRecord {
     fn from_saved(k: &SavedKey) -> Self {
@@ -356,6 +350,7 @@ impl BackgroundService for KeySync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn keys_file_and_csv_parsing() {

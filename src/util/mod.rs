@@ -2,3 +2,5 @@
 
 pub mod atomic_file;
 pub mod body;
+pub mod secret;
+pub mod time;

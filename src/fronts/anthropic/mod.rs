@@ -12,7 +12,7 @@ pub mod response;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -116,9 +116,7 @@ pub fn relay(model: &str, input_estimate: u64) -> stream::AnthropicRelay {
 /// A fresh `msg_...` id: unique within the process (counter) and across restarts (time).
 fn message_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = crate::util::time::epoch_nanos(SystemTime::now());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("msg_{nanos:016x}{n:08x}")
 }
