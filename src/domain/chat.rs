@@ -32,6 +32,23 @@ pub enum RequestError {
     InvalidRequest(String),
 }
 
+impl RequestError {
+    /// A body serde could not read: broken JSON, or JSON of the wrong shape (SPEC §4.1).
+    pub fn from_json(e: serde_json::Error) -> Self {
+        if e.is_data() {
+            RequestError::InvalidRequest(format!("request body has an unexpected shape: {e}"))
+        } else {
+            RequestError::InvalidJson(format!("request body is not valid JSON: {e}"))
+        }
+    }
+}
+
+/// Estimated tokens of a body of `bytes` bytes (SPEC §11: bytes / 4). Context fit, the
+/// Anthropic `count_tokens` answer and usage estimates all use this one figure.
+pub fn estimate_tokens(bytes: usize) -> u64 {
+    bytes as u64 / 4
+}
+
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -116,13 +133,7 @@ fn budget_value(raw: Option<&RawValue>, field: &str) -> Result<Option<u64>, Requ
 
 impl ChatRequest {
     pub fn parse(body: Bytes) -> Result<ChatRequest, RequestError> {
-        let view: View<'_> = serde_json::from_slice(&body).map_err(|e| {
-            if e.is_data() {
-                RequestError::InvalidRequest(format!("request body has an unexpected shape: {e}"))
-            } else {
-                RequestError::InvalidJson(format!("request body is not valid JSON: {e}"))
-            }
-        })?;
+        let view: View<'_> = serde_json::from_slice(&body).map_err(RequestError::from_json)?;
         if !view.messages.is_some_and(|m| m.get().starts_with('[')) {
             return Err(RequestError::InvalidRequest(
                 "`messages` must be an array".into(),
@@ -176,6 +187,11 @@ impl ChatRequest {
 
     pub fn body_len(&self) -> usize {
         self.body.len()
+    }
+
+    /// Estimated prompt tokens of the body sent upstream.
+    pub fn prompt_estimate(&self) -> u64 {
+        estimate_tokens(self.body.len())
     }
 
     /// The body for one attempt: `model` set to `model_id`, and every budget field lowered

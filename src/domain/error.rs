@@ -23,6 +23,16 @@ pub fn retry_after_secs(d: Duration) -> u64 {
     secs.max(1)
 }
 
+impl From<crate::domain::chat::RequestError> for GatewayError {
+    fn from(e: crate::domain::chat::RequestError) -> Self {
+        use crate::domain::chat::RequestError;
+        match e {
+            RequestError::InvalidJson(m) => GatewayError::invalid_json(m),
+            RequestError::InvalidRequest(m) => GatewayError::invalid_request(m),
+        }
+    }
+}
+
 impl GatewayError {
     fn new(
         status: u16,

@@ -6,4 +6,5 @@ pub mod error;
 pub mod models;
 pub mod outcome;
 pub mod plan;
+pub mod route;
 pub mod sse;

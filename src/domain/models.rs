@@ -5,10 +5,8 @@
 //! snapshot. Nobody ever waits on a fetch.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::RwLock;
 use serde::Deserialize;
 
 /// The list snapshot compiled into the binary: the last resort when neither the remote
@@ -190,27 +188,6 @@ pub fn parse_list(bytes: &[u8]) -> Result<ModelList, ListError> {
         fallback,
         updated_at,
     })
-}
-
-/// The shared, swappable current snapshot.
-pub struct Registry {
-    current: RwLock<Arc<Snapshot>>,
-}
-
-impl Registry {
-    pub fn new(initial: Snapshot) -> Self {
-        Registry {
-            current: RwLock::new(Arc::new(initial)),
-        }
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().clone()
-    }
-
-    pub fn replace(&self, next: Snapshot) {
-        *self.current.write() = Arc::new(next);
-    }
 }
 
 #[cfg(test)]

@@ -140,19 +140,25 @@ impl UpstreamError {
         if error.is_null() {
             return None;
         }
+        Some(Self::from_object(error))
+    }
+
+    /// Read an `error` value itself: `code` numeric or a numeric string, `message` a
+    /// string (or the value itself when it is one), `metadata` as it is.
+    pub fn from_object(error: &Value) -> UpstreamError {
         let code = match error.get("code") {
             Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
-        Some(UpstreamError {
+        UpstreamError {
             code,
             message: match error.get("message") {
                 Some(Value::String(s)) => s.clone(),
                 _ => error.as_str().unwrap_or_default().to_string(),
             },
             metadata: error.get("metadata").cloned(),
-        })
+        }
     }
 
     pub fn from_body(body: &[u8]) -> Option<UpstreamError> {

@@ -17,6 +17,7 @@ use crate::domain::outcome::{
 };
 use crate::domain::plan::{self, Candidate, Plan, RouteRequest};
 use crate::gateway::app::App;
+use crate::gateway::ctx::AttemptRecord;
 use crate::gateway::stream::{self, LiveStream, Peeked};
 use crate::state::cooldowns::Cooldown;
 use crate::state::key_pool::{KeyEvent, KeyLease, NoKey};
@@ -24,18 +25,6 @@ use crate::upstream::client::Outbound;
 
 /// Largest non-streamed upstream body the gateway will buffer.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
-
-/// One attempt, as logged in `request_done`.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub model: String,
-    pub key: String,
-    pub outcome: &'static str,
-    pub status: Option<u16>,
-    pub duration_ms: u64,
-    pub cooldown_until: Option<SystemTime>,
-    pub max_tokens_clamped: Option<u64>,
-}
 
 /// The answer chosen for the client.
 pub struct Answer {
@@ -70,12 +59,12 @@ pub async fn dispatch(
     let started = Instant::now();
     let routing_cfg = &app.config.routing;
     let deadline = started + routing_cfg.request_deadline;
-    let snapshot = app.registry.snapshot();
+    let snapshot = app.state.registry.snapshot();
     let now = SystemTime::now();
     let route = RouteRequest {
         pinned_model: req.model.as_deref(),
         needs: req.needs,
-        prompt_tokens: req.body_len() as u64 / 4,
+        prompt_tokens: req.prompt_estimate(),
         requested_budget: req.requested_budget,
     };
     let candidates = match plan::plan(
@@ -83,7 +72,7 @@ pub async fn dispatch(
         &route,
         routing_cfg.use_list_fallback,
         now,
-        |id| app.cooldowns.cooling_until(id, now),
+        |id| app.state.cooldowns.cooling_until(id, now),
     ) {
         Plan::Try(candidates) => candidates,
         Plan::NoCapableModel { missing } => return Err(GatewayError::no_capable_model(&missing)),
@@ -99,6 +88,7 @@ pub async fn dispatch(
     for candidate in &candidates {
         // Another request may have cooled this model since the plan was made.
         if app
+            .state
             .cooldowns
             .cooling_until(&candidate.model_id, SystemTime::now())
             .is_some()
@@ -116,7 +106,7 @@ pub async fn dispatch(
                     routing_cfg.request_deadline,
                 ));
             }
-            let lease = match app.keys.lease(SystemTime::now()) {
+            let lease = match app.state.keys.lease(SystemTime::now()) {
                 Ok(lease) => lease,
                 Err(no_key) => return Err(no_key_error(no_key)),
             };
@@ -142,7 +132,7 @@ pub async fn dispatch(
             let now = SystemTime::now();
             let (outcome, status) = match attempt {
                 Attempt::Deliver(answer) => {
-                    app.keys.record(&lease, KeyEvent::Served, now);
+                    app.state.keys.record(&lease, KeyEvent::Served, now);
                     let status = answer.header.status.as_u16();
                     let label = if (200..300).contains(&status) {
                         "success"
@@ -201,7 +191,7 @@ pub fn settle(
         } => {
             // The key did its job; the model failed. Only delivered answers count as
             // the key's successes.
-            app.cooldowns.cool(
+            app.state.cooldowns.cool(
                 model,
                 Cooldown {
                     until,
@@ -216,7 +206,7 @@ pub fn settle(
             Next::Model
         }
         Outcome::KeyCooldown { fault, until } => {
-            app.keys.record(
+            app.state.keys.record(
                 lease,
                 KeyEvent::Cooled {
                     until,
@@ -233,7 +223,7 @@ pub fn settle(
             Next::Key
         }
         Outcome::KeyDisabled => {
-            app.keys.record(
+            app.state.keys.record(
                 lease,
                 KeyEvent::Disabled {
                     reason: KeyFault::Unauthorized,
@@ -279,7 +269,7 @@ fn exhausted(app: &App, candidates: &[Candidate], why: &str) -> GatewayError {
     let now = SystemTime::now();
     let earliest = candidates
         .iter()
-        .filter_map(|c| app.cooldowns.cooling_until(&c.model_id, now))
+        .filter_map(|c| app.state.cooldowns.cooling_until(&c.model_id, now))
         .min();
     let error =
         GatewayError::all_models_unavailable(format!("no model could serve the request: {why}"));

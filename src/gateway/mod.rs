@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod attempts;
+pub mod ctx;
 pub mod stream;

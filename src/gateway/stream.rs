@@ -188,7 +188,7 @@ pub struct Forwarded {
 const DRAIN_AFTER_DONE: Duration = Duration::from_secs(1);
 
 /// What the client receives for a forwarded stream. The OpenAI front passes upstream bytes
-/// through untouched ([`Passthrough`]); the Anthropic front translates them into its own
+/// through untouched (`fronts::openai::Passthrough`); the Anthropic front translates them into its own
 /// events. Either way the forward loop, its timeouts and its endings are the same.
 pub trait Relay {
     /// Downstream bytes for one upstream chunk (may be empty).
@@ -202,41 +202,19 @@ pub trait Relay {
     fn gateway_error(&mut self, code: &str, message: &str) -> Bytes;
 }
 
-/// The OpenAI front: upstream chunks reach the client unchanged (no copy); every stream
-/// ends with exactly one `[DONE]`.
-pub struct Passthrough;
-
-impl Relay for Passthrough {
+impl<R: Relay + ?Sized> Relay for Box<R> {
     fn chunk(&mut self, chunk: Bytes) -> Bytes {
-        chunk
+        (**self).chunk(chunk)
     }
-
     fn after_error(&mut self, saw_done: bool) -> Bytes {
-        self.end(saw_done)
+        (**self).after_error(saw_done)
     }
-
     fn end(&mut self, saw_done: bool) -> Bytes {
-        if saw_done {
-            Bytes::new()
-        } else {
-            Bytes::from_static(DONE_EVENT)
-        }
+        (**self).end(saw_done)
     }
-
     fn gateway_error(&mut self, code: &str, message: &str) -> Bytes {
-        error_event(code, message)
+        (**self).gateway_error(code, message)
     }
-}
-
-/// Forward a live stream downstream: the held bytes first, then each upstream chunk as
-/// it arrives, unchanged. Every stream the client receives ends with `[DONE]`.
-pub async fn forward(
-    session: &mut Session,
-    live: Box<LiveStream>,
-    idle: Duration,
-    client: &HttpClient,
-) -> Forwarded {
-    forward_with(session, live, idle, client, Passthrough).await
 }
 
 /// Forward a live stream downstream through `relay`, chunk by chunk as it arrives.

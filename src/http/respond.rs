@@ -7,6 +7,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use crate::domain::error::GatewayError;
+use crate::fronts::Front;
 
 pub const MODEL_HEADER: &str = "x-free-llm-proxy-model";
 pub const ATTEMPTS_HEADER: &str = "x-free-llm-proxy-attempts";
@@ -50,7 +51,9 @@ pub async fn json(
     Ok(())
 }
 
-pub async fn error(session: &mut Session, error: &GatewayError) -> Result<()> {
+/// One of the gateway's own errors, in the shape of the client's front, with the headers
+/// every front sends: `Retry-After` on 429/503 (SPEC §3) and `Allow` on 405.
+pub async fn error(session: &mut Session, front: &dyn Front, error: &GatewayError) -> Result<()> {
     let mut extra = Vec::new();
     if let Some(secs) = error.retry_after {
         extra.push(("retry-after", secs.to_string()));
@@ -58,7 +61,7 @@ pub async fn error(session: &mut Session, error: &GatewayError) -> Result<()> {
     if let Some(allowed) = error.allow {
         extra.push(("allow", allowed.to_string()));
     }
-    json(session, error.status, error.openai_body(), &extra).await
+    json(session, error.status, front.error_body(error), &extra).await
 }
 
 /// The downstream header for an upstream answer: upstream's status and end-to-end

@@ -8,7 +8,7 @@
 //!   Prometheus scrapes ([`StateGauges`]), so nothing has to keep them up to date.
 //!
 //! Every label value comes from a bounded set: route labels from [`Route::label`]
-//! (`crate::http::local::Route`), client names from the config (`anonymous` without auth), model
+//! (`crate::domain::route::Route`), client names from the config (`anonymous` without auth), model
 //! ids from the current list plus its fallback (anything else is `other`), attempt
 //! outcomes from their fixed labels. Never a raw path or a key.
 //!
@@ -31,7 +31,7 @@ use pingora_prometheus::prometheus::{
 use pingora_prometheus::PrometheusServer;
 
 use crate::gateway::app::App;
-use crate::http::proxy::RequestCtx;
+use crate::gateway::ctx::RequestCtx;
 
 const NAMESPACE: &str = "freellm";
 
@@ -198,12 +198,12 @@ impl StateGauges {
     }
 
     fn refresh(&self, now: SystemTime) {
-        let snapshot = self.app.registry.snapshot();
-        let (available, cooling) = self.app.model_tally(&snapshot, now);
+        let snapshot = self.app.state.registry.snapshot();
+        let (available, cooling) = self.app.state.model_tally(&snapshot, now);
         self.models_available.set(available as i64);
         self.models_cooling.set(cooling as i64);
         self.list_age.set(snapshot.age(now).as_secs_f64());
-        let keys = self.app.keys.tally(now);
+        let keys = self.app.state.keys.tally(now);
         for (state, n) in [
             ("active", keys.usable),
             ("cooling", keys.cooling),
@@ -262,7 +262,7 @@ pub fn record(app: &App, ctx: &RequestCtx) {
         metrics.observe(&observation, attempts, |_| false);
         return;
     }
-    let snapshot = app.registry.snapshot();
+    let snapshot = app.state.registry.snapshot();
     let list = &snapshot.list;
     metrics.observe(&observation, attempts, |model| {
         list.fallback.as_deref() == Some(model) || list.models.iter().any(|m| m.id == model)

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::http::proxy::RequestCtx;
+use crate::gateway::ctx::RequestCtx;
 
 /// Log target of request lines; the logger prints these messages bare (one JSON per line).
 pub const TARGET: &str = "request_done";
@@ -80,7 +80,7 @@ pub fn emit(ctx: &RequestCtx) {
     // Health probes would drown the log; they are counted in metrics instead.
     if matches!(
         ctx.route,
-        crate::http::local::Route::Health | crate::http::local::Route::Ready
+        crate::domain::route::Route::Health | crate::domain::route::Route::Ready
     ) && ctx.status == 200
     {
         return;

@@ -243,7 +243,7 @@ impl KeySync {
         let Some(path) = keys_path(&self.app.config) else {
             return;
         };
-        let bytes = encode(&self.app.keys.saved(), SystemTime::now());
+        let bytes = encode(&self.app.state.keys.saved(), SystemTime::now());
         if let Err(e) = write_atomic(&path, &bytes) {
             log::warn!("cannot save key state to {}: {e}", path.display());
         }
@@ -286,12 +286,12 @@ impl BackgroundService for KeySync {
         // Saved records of URL keys wait until the URL has been read once.
         let mut awaiting_url = url.is_some();
         if !awaiting_url {
-            self.app.keys.forget_dormant();
+            self.app.state.keys.forget_dormant();
         }
         self.save();
         loop {
             tokio::select! {
-                _ = self.app.keys.changed.notified() => {
+                _ = self.app.state.keys.changed.notified() => {
                     self.save();
                     last_counter_save = tokio::time::Instant::now();
                     continue;
@@ -331,12 +331,12 @@ impl BackgroundService for KeySync {
                     &this_file_keys,
                     &url_keys,
                 ]);
-                if self.app.keys.set_keys(&merged) {
+                if self.app.state.keys.set_keys(&merged) {
                     log::info!("upstream key pool now holds {} keys", merged.len());
                 }
                 if awaiting_url && !url_keys.is_empty() {
                     awaiting_url = false;
-                    self.app.keys.forget_dormant();
+                    self.app.state.keys.forget_dormant();
                 }
             }
             if last_counter_save.elapsed() >= COUNTER_SAVE_EVERY {

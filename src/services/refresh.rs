@@ -21,16 +21,6 @@ const FIRST_RETRY: Duration = Duration::from_secs(30);
 const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
 const LIST_FILE: &str = "models.json";
 
-/// What the last refresh did, for `/admin/refresh` to report.
-#[derive(Debug, Clone, Default)]
-pub struct RefreshReport {
-    /// Increments on every attempt, successful or not.
-    pub generation: u64,
-    /// A fetch is under way; its result will not reflect a request made meanwhile.
-    pub running: bool,
-    pub result: Option<Result<usize, String>>,
-}
-
 fn list_path(config: &Config) -> Option<PathBuf> {
     config.state_dir.as_ref().map(|dir| dir.join(LIST_FILE))
 }
@@ -119,12 +109,15 @@ impl Refresher {
             .map(|m| m.id.clone())
             .chain(list.fallback.clone())
             .collect();
-        self.app.registry.replace(Snapshot {
+        self.app.state.registry.replace(Snapshot {
             list,
             source: ListSource::Remote,
             loaded_at: now,
         });
-        self.app.cooldowns.on_refresh(now, |id| listed.contains(id));
+        self.app
+            .state
+            .cooldowns
+            .on_refresh(now, |id| listed.contains(id));
         if let Some(path) = list_path(&self.app.config) {
             if let Err(e) = write_atomic(&path, &raw) {
                 log::warn!("cannot save the model list to {}: {e}", path.display());
@@ -154,6 +147,7 @@ impl BackgroundService for Refresher {
         let mut backoff: Option<Duration> = None;
         loop {
             self.app
+                .state
                 .refresh_reports
                 .send_modify(|report| report.running = true);
             let result = self.refresh_once().await;
@@ -173,14 +167,14 @@ impl BackgroundService for Refresher {
                     wait
                 }
             };
-            self.app.refresh_reports.send_modify(|report| {
+            self.app.state.refresh_reports.send_modify(|report| {
                 report.generation += 1;
                 report.running = false;
                 report.result = Some(result);
             });
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.app.refresh_now.notified() => {}
+                _ = self.app.state.refresh_now.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }

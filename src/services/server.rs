@@ -80,13 +80,13 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
     }
     let snapshot = refresh::startup_snapshot(&config);
     let app = Arc::new(App::new(config, snapshot));
-    app.keys.set_keys(&key_store::merge_sources([
+    app.state.keys.set_keys(&key_store::merge_sources([
         &app.config.upstream.api_keys,
         &file_keys,
         &[],
     ]));
     if let Some(path) = key_store::keys_path(&app.config) {
-        let restored = app.keys.restore(key_store::load(&path));
+        let restored = app.state.keys.restore(key_store::load(&path));
         if restored > 0 {
             log::info!(
                 "restored the state of {restored} upstream keys from {}",

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::chat::RequestError;
+
 /// Why a Messages request cannot be translated: answered 400 `invalid_request_error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid(pub String);
@@ -256,13 +258,7 @@ struct FunctionDef {
 
 /// Parse a Messages (or count_tokens) body.
 pub fn parse(body: &[u8]) -> Result<MessagesRequest, Invalid> {
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            Invalid(format!("request body has an unexpected shape: {e}"))
-        } else {
-            Invalid(format!("request body is not valid JSON: {e}"))
-        }
-    })
+    serde_json::from_slice(body).map_err(|e| Invalid(RequestError::from_json(e).to_string()))
 }
 
 /// A `/v1/messages` body as the chat body to route: `max_tokens` is required.

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error_body;
+use super::errors::error_body;
 use crate::domain::outcome::UpstreamError;
 
 // ---- What upstream answers -------------------------------------------------------------

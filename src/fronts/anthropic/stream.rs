@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::error_type;
+use super::errors::error_type;
 use super::response::{stop_reason, tool_id, ChatUsage, Usage};
+use crate::domain::outcome::UpstreamError;
 use crate::domain::sse::{SseEvent, SseScanner};
 
 // ---- Upstream chunks -------------------------------------------------------------------
@@ -386,17 +387,13 @@ impl StreamTranslator {
 
 /// The Anthropic error type and message of an upstream in-stream `error` object.
 fn upstream_error(error: &Value) -> (&'static str, String) {
-    let status = match error.get("code") {
-        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
+    let error = UpstreamError::from_object(error);
+    let message = if error.message.is_empty() {
+        "the upstream model reported an error".to_string()
+    } else {
+        error.message
     };
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("the upstream model reported an error")
-        .to_string();
-    (status.map_or("api_error", error_type), message)
+    (error.code.map_or("api_error", error_type), message)
 }
 
 /// Drives a [`StreamTranslator`] from raw upstream chunks inside `stream::forward_with`.

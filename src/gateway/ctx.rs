@@ -1,0 +1,62 @@
+//! The record of one request as it moves along: filled by the HTTP shell and the attempt
+//! loop, read once at the end by the request log and the metrics (`obs`). Data only.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::domain::route::{FrontKind, Route};
+
+/// One attempt, as logged in `request_done`.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub model: String,
+    pub key: String,
+    pub outcome: &'static str,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub cooldown_until: Option<SystemTime>,
+    pub max_tokens_clamped: Option<u64>,
+}
+
+/// Per-request context, filled as the request moves along and logged at the end.
+pub struct RequestCtx {
+    pub request_id: u64,
+    pub started: Instant,
+    pub route: Route,
+    /// The API shape the client speaks: how answers and errors are written.
+    pub front: FrontKind,
+    pub client: Option<String>,
+    pub stream: bool,
+    pub status: u16,
+    pub ttfb: Option<Duration>,
+    pub chosen_model: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+    pub client_disconnected: bool,
+    pub bytes_forwarded: u64,
+    pub events_forwarded: u64,
+    /// How a stream ended when it failed after content had been forwarded.
+    pub mid_stream_error: Option<&'static str>,
+    /// Estimated prompt tokens of the routed chat body (SPEC §11: bytes / 4).
+    pub prompt_estimate: u64,
+}
+
+impl RequestCtx {
+    pub fn new(request_id: u64, started: Instant) -> Self {
+        RequestCtx {
+            request_id,
+            started,
+            route: Route::NotFound,
+            front: FrontKind::OpenAi,
+            client: None,
+            stream: false,
+            status: 0,
+            ttfb: None,
+            chosen_model: None,
+            attempts: Vec::new(),
+            client_disconnected: false,
+            bytes_forwarded: 0,
+            events_forwarded: 0,
+            mid_stream_error: None,
+            prompt_estimate: 0,
+        }
+    }
+}

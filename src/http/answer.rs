@@ -1,0 +1,107 @@
+//! Writing the chosen upstream answer downstream, through the client's front: a complete
+//! body translated at once, or a stream relayed chunk by chunk (SPEC §6).
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::fronts::Front;
+use crate::gateway::app::App;
+use crate::gateway::attempts;
+use crate::gateway::ctx::RequestCtx;
+use crate::gateway::stream::{self, LiveStream, StreamEnd};
+use crate::http::respond::{self, Framing};
+use crate::state::key_pool::KeyLease;
+
+/// A complete upstream answer, translated by the front.
+pub async fn complete(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    front: &dyn Front,
+    model: &str,
+    upstream: &ResponseHeader,
+    body: Bytes,
+) {
+    let answer = front.complete(ctx.status, model, body, ctx.prompt_estimate);
+    ctx.status = answer.status;
+    let header = respond::upstream_header(
+        upstream,
+        model,
+        ctx.attempts.len(),
+        Framing::Length(answer.body.len()),
+    )
+    .and_then(|mut header| {
+        header.set_status(answer.status)?;
+        if let Some(content_type) = answer.content_type {
+            header.insert_header("content-type", content_type)?;
+        }
+        Ok(header)
+    });
+    let header = match header {
+        Ok(header) => header,
+        Err(e) => {
+            log::error!("building the response header failed: {e}");
+            return;
+        }
+    };
+    ctx.ttfb = Some(ctx.started.elapsed());
+    ctx.bytes_forwarded = answer.body.len() as u64;
+    let written = async {
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(answer.body), true).await
+    };
+    if written.await.is_err() {
+        ctx.client_disconnected = true;
+    }
+}
+
+/// Write the stream's header, then relay it; settle the model if it failed midway.
+pub async fn stream(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    app: &App,
+    front: &dyn Front,
+    (model, key): (&str, &KeyLease),
+    upstream: &ResponseHeader,
+    live: Box<LiveStream>,
+) {
+    let framing = if session.is_http2() {
+        Framing::Streamed
+    } else {
+        Framing::Chunked
+    };
+    let header = match respond::upstream_header(upstream, model, ctx.attempts.len(), framing) {
+        Ok(header) => header,
+        Err(e) => {
+            log::error!("building the stream header failed: {e}");
+            return;
+        }
+    };
+    if session
+        .write_response_header(Box::new(header), false)
+        .await
+        .is_err()
+    {
+        ctx.client_disconnected = true;
+        return;
+    }
+    ctx.ttfb = Some(ctx.started.elapsed());
+    let idle = app.config.upstream.idle_timeout;
+    let relay = front.relay(model, ctx.prompt_estimate);
+    let forwarded = stream::forward_with(session, live, idle, &app.client, relay).await;
+    ctx.bytes_forwarded = forwarded.bytes;
+    ctx.events_forwarded = forwarded.events;
+    ctx.client_disconnected = forwarded.end == StreamEnd::ClientGone;
+    ctx.mid_stream_error = forwarded.end.label();
+    let now = SystemTime::now();
+    if let Some(outcome) = forwarded
+        .end
+        .outcome(&upstream.headers, now, &app.cooldown_policy())
+    {
+        attempts::settle(app, model, key, &outcome, now);
+    }
+}
