@@ -1,14 +1,13 @@
 //! The per-request log line (SPEC §8, §11 `request_done`): one JSON line per
 //! request, naming models and masked keys, never a whole key.
 
-mod common;
-mod support;
+use crate::support;
 
-use common::*;
+use crate::support::gateway::TEST_UPSTREAM_KEY;
+use crate::support::mock::error_body;
+use crate::support::scenario::*;
+use crate::support::{wait_until, Behaviour, Gateway, GatewayBuilder, MockUpstream};
 use serde_json::Value;
-use support::gateway::TEST_UPSTREAM_KEY;
-use support::mock::error_body;
-use support::{wait_until, Behaviour, Gateway, GatewayBuilder, MockUpstream};
 
 /// `request_done` lines other than health probes.
 fn request_lines(gateway: &Gateway) -> Vec<Value> {

@@ -1,15 +1,14 @@
 //! Streaming (SPEC §6): a model that fails before its first content event never reaches
 //! the client; after content, failures end the stream cleanly with `[DONE]`.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::mock::{chunk_event, error_event, role_event, DONE_EVENT, PROCESSING_COMMENT};
+use crate::support::scenario::*;
+use crate::support::{Behaviour, ChunkRead, GatewayBuilder, MockUpstream, SseEnd, SseStep};
 use serde_json::json;
-use support::mock::{chunk_event, error_event, role_event, DONE_EVENT, PROCESSING_COMMENT};
-use support::{Behaviour, ChunkRead, GatewayBuilder, MockUpstream, SseEnd, SseStep};
 
 fn stream_body() -> serde_json::Value {
     chat_body_with(json!({"stream": true}))

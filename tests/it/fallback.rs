@@ -1,16 +1,13 @@
 //! Attempts, fallback and cooldowns (SPEC §5, §11 "stop reasons"): each
 //! upstream failure class moves the request to the next model, or does not.
 
-mod common;
-mod support;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::gateway::TEST_UPSTREAM_KEY;
+use crate::support::mock::error_body;
+use crate::support::scenario::*;
+use crate::support::{free_port, Behaviour, GatewayBuilder, MockUpstream};
 use serde_json::json;
-use support::gateway::TEST_UPSTREAM_KEY;
-use support::mock::error_body;
-use support::{free_port, Behaviour, GatewayBuilder, MockUpstream};
 
 #[tokio::test]
 async fn rate_limited_model_is_skipped_and_stays_cooled() {

@@ -1,12 +1,10 @@
 //! `free-llm-proxy --check --config FILE` (SPEC §2): validates and exits.
 
-mod support;
-
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::gateway::TempDir;
+use crate::support::gateway::TempDir;
 
 /// Runs `free-llm-proxy --check --config <yaml in a file>`; the exit status
 /// and everything it printed (stdout then stderr). Killed after 10 s.

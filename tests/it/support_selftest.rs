@@ -1,15 +1,15 @@
 //! Self-test of the test support: the mock upstream and the test client
 //! against each other (no gateway involved).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::client::{self, ChunkRead, StreamEnd};
+use crate::support::mock::{self, Behaviour, MockUpstream, SseEnd, SseStep};
+use crate::support::wait_until;
+use crate::support::wire::Conn;
 use serde_json::json;
-use support::client::{self, ChunkRead, StreamEnd};
-use support::mock::{self, Behaviour, MockUpstream, SseEnd, SseStep};
-use support::wait_until;
-use support::wire::Conn;
 use tokio::net::TcpStream;
 
 const CHAT: &str = "/api/v1/chat/completions";

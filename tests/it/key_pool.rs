@@ -1,15 +1,14 @@
 //! The upstream key pool (SPEC §5 key rows, issue 4): quota-aware rotation, state that
 //! survives restarts and `kill -9`, key sources that follow files and URLs.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::support::gateway::TempDir;
+use crate::support::scenario::*;
+use crate::support::{Behaviour, GatewayBuilder, MockUpstream};
 use serde_json::{json, Value};
-use support::gateway::TempDir;
-use support::{Behaviour, GatewayBuilder, MockUpstream};
 
 const KEY_A: &str = "sk-or-v1-alpha-account-aaaa";
 const KEY_B: &str = "sk-or-v1-bravo-account-bbbb";

@@ -2,11 +2,10 @@
 //! minute gets 429 `rate_limited` with `Retry-After`; other clients are not
 //! affected; listing models is not counted.
 
-mod common;
-mod support;
+use crate::support;
 
-use common::*;
-use support::{GatewayBuilder, MockUpstream};
+use crate::support::scenario::*;
+use crate::support::{GatewayBuilder, MockUpstream};
 
 #[tokio::test]
 async fn the_request_past_a_clients_rpm_gets_429_with_retry_after() {

@@ -1,14 +1,13 @@
 //! Streamed answers (SPEC §6): SSE bytes reach the client as they arrive,
 //! not buffered until the upstream stream ends.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::scenario::*;
+use crate::support::{sse_content, sse_data, Behaviour, ChunkRead, GatewayBuilder, MockUpstream};
 use serde_json::json;
-use support::{sse_content, sse_data, Behaviour, ChunkRead, GatewayBuilder, MockUpstream};
 
 #[tokio::test]
 async fn a_slow_sse_stream_is_forwarded_chunk_by_chunk() {

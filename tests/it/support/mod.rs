@@ -14,6 +14,7 @@
 pub mod client;
 pub mod gateway;
 pub mod mock;
+pub mod scenario;
 
 pub use client::{
     get, open_stream, post_json, request, sse_content, sse_data, try_request, ChunkRead, Collected,

@@ -2,12 +2,11 @@
 //! sent upstream"), which model is chosen (§4 capability filter), and what
 //! the client gets back (§3 headers).
 
-mod common;
-mod support;
+use crate::support;
 
-use common::*;
+use crate::support::scenario::*;
+use crate::support::{Behaviour, GatewayBuilder, MockUpstream};
 use serde_json::{json, Value};
-use support::{Behaviour, GatewayBuilder, MockUpstream};
 
 /// A client body larger than 64 KiB with JSON the gateway must not touch:
 /// odd whitespace, unicode escapes (including a surrogate pair), raw UTF-8,

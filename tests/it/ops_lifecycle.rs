@@ -2,8 +2,7 @@
 //! stream in flight finish; `-d` daemonizes and writes the pid file; `-u` plus
 //! SIGQUIT hands the listening sockets (gateway and metrics) to a new process.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
@@ -11,9 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use support::gateway::GATEWAY_BIN;
-use support::{Behaviour, ChunkRead, GatewayBuilder, MockUpstream, StreamEnd};
+use crate::support::gateway::GATEWAY_BIN;
+use crate::support::scenario::*;
+use crate::support::{Behaviour, ChunkRead, GatewayBuilder, MockUpstream, StreamEnd};
 
 async fn open_slow_stream(addr: SocketAddr) -> support::StreamResponse {
     let body = chat_body_with(serde_json::json!({"stream": true})).to_string();

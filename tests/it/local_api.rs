@@ -1,12 +1,11 @@
 //! What the gateway answers itself (SPEC §3, §4 step 1): client auth, body
 //! validation, unknown paths and methods, health and readiness.
 
-mod common;
-mod support;
+use crate::support;
 
-use common::*;
+use crate::support::scenario::*;
+use crate::support::{GatewayBuilder, MockUpstream};
 use serde_json::json;
-use support::{GatewayBuilder, MockUpstream};
 
 const ALICE_KEY: &str = "alice-secret-key-123";
 

@@ -2,13 +2,12 @@
 //! not for non-streamed or streamed chats, not on error paths (upstream 401,
 //! invalid JSON, wrong client key), even at debug verbosity.
 
-mod common;
-mod support;
+use crate::support;
 
-use common::*;
+use crate::support::gateway::TEST_UPSTREAM_KEY;
+use crate::support::scenario::*;
+use crate::support::{Behaviour, Gateway, GatewayBuilder, MockUpstream};
 use serde_json::json;
-use support::gateway::TEST_UPSTREAM_KEY;
-use support::{Behaviour, Gateway, GatewayBuilder, MockUpstream};
 
 const CLIENT_KEY: &str = "alice-leak-check-key-7f3a";
 const PROMPT: &str = "PROMPT-CANARY-do-not-log-4471";

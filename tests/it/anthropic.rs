@@ -2,15 +2,14 @@
 //! mock: the same candidate selection, attempt loop and streaming rules as
 //! `/v1/chat/completions`, answered in Anthropic's shapes.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::mock::{chunk_event, role_event, DONE_EVENT, PROCESSING_COMMENT};
+use crate::support::scenario::*;
+use crate::support::{Behaviour, GatewayBuilder, MockUpstream, Response, SseEnd, SseStep};
 use serde_json::{json, Value};
-use support::mock::{chunk_event, role_event, DONE_EVENT, PROCESSING_COMMENT};
-use support::{Behaviour, GatewayBuilder, MockUpstream, Response, SseEnd, SseStep};
 
 const MESSAGES: &str = "/anthropic/v1/messages?beta=true";
 const COUNT_TOKENS: &str = "/anthropic/v1/messages/count_tokens?beta=true";

@@ -1,14 +1,13 @@
 //! The model list (SPEC §7) and how it is shown (§3 `/v1/models`, `/ready`,
 //! §11 entry shape): start-up sources, refreshes, bad lists.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::scenario::*;
+use crate::support::{GatewayBuilder, MockUpstream};
 use serde_json::Value;
-use support::{GatewayBuilder, MockUpstream};
 
 const ADMIN_KEY: &str = "admin-key-for-tests";
 

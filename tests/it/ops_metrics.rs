@@ -1,15 +1,14 @@
 //! Prometheus metrics on `metrics_listen` (SPEC §8): every contract name, with
 //! bounded labels, after a few requests of different kinds.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
-use support::gateway::TEST_UPSTREAM_KEY;
-use support::mock::error_body;
-use support::{Behaviour, Gateway, GatewayBuilder, MockUpstream};
+use crate::support::gateway::TEST_UPSTREAM_KEY;
+use crate::support::mock::error_body;
+use crate::support::scenario::*;
+use crate::support::{Behaviour, Gateway, GatewayBuilder, MockUpstream};
 
 /// Polls `/metrics` until it contains every line in `wanted` (or `SETTLE` passes):
 /// request metrics are recorded in the logging hook, just after the answer is sent.
