@@ -93,15 +93,28 @@ impl KeyEntry {
         }
     }
 
-    fn usable_at(&mut self, now: SystemTime) -> bool {
-        if let KeyState::Cooling { until, .. } = self.state {
-            if until <= now {
-                // Cooling keys come back by themselves.
-                self.state = KeyState::Active;
-                self.marked_at = Some(now);
-            }
+    /// The state as of `now`: a cooling key whose time has passed counts as active. A read
+    /// only; the stored state changes when the key is next leased ([`KeyPool::lease`]).
+    fn state_at(&self, now: SystemTime) -> KeyState {
+        match self.state {
+            KeyState::Cooling { until, .. } if until <= now => KeyState::Active,
+            ref state => state.clone(),
         }
-        self.state == KeyState::Active
+    }
+
+    fn usable_at(&self, now: SystemTime) -> bool {
+        self.state_at(now) == KeyState::Active
+    }
+
+    /// Bring a cooling key whose time has passed back to `active` (an explicit write,
+    /// made when the key is leased). Returns whether the state changed.
+    fn tick(&mut self, now: SystemTime) -> bool {
+        if matches!(self.state, KeyState::Cooling { until, .. } if until <= now) {
+            self.state = KeyState::Active;
+            self.marked_at = Some(now);
+            return true;
+        }
+        false
     }
 }
 
@@ -291,9 +304,15 @@ impl KeyPool {
             let index = (start + offset) % n;
             let entry = &mut inner.keys[index];
             if entry.usable_at(now) {
+                let returned = entry.tick(now);
                 entry.counters.requests += 1;
                 let secret = entry.secret.clone();
                 inner.next = (index + 1) % n;
+                drop(inner);
+                if returned {
+                    // A key back from cooling: the persister writes that out.
+                    self.changed.notify_one();
+                }
                 return Ok(KeyLease { index, secret });
             }
         }
@@ -356,10 +375,12 @@ impl KeyPool {
         self.changed.notify_one();
     }
 
+    /// Keys by state as of `now`. A read: it changes nothing (a Prometheus scrape or
+    /// `GET /ready` must not alter what `keys.json` holds).
     pub fn tally(&self, now: SystemTime) -> KeyTally {
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         let mut tally = KeyTally::default();
-        for entry in inner.keys.iter_mut() {
+        for entry in inner.keys.iter() {
             if entry.usable_at(now) {
                 tally.usable += 1;
             } else if matches!(entry.state, KeyState::Cooling { .. }) {
@@ -371,19 +392,17 @@ impl KeyPool {
         tally
     }
 
+    /// Every key as of `now`, for `/admin/state`. A read: it changes nothing.
     pub fn view(&self, now: SystemTime) -> Vec<KeyView> {
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         inner
             .keys
-            .iter_mut()
-            .map(|entry| {
-                entry.usable_at(now);
-                KeyView {
-                    masked: mask(&entry.secret),
-                    state: entry.state.clone(),
-                    counters: entry.counters.clone(),
-                    marked_at: entry.marked_at,
-                }
+            .iter()
+            .map(|entry| KeyView {
+                masked: mask(&entry.secret),
+                state: entry.state_at(now),
+                counters: entry.counters.clone(),
+                marked_at: entry.marked_at,
             })
             .collect()
     }
@@ -509,6 +528,32 @@ mod tests {
         assert_eq!(r.view(at(6))[1].counters.unauthorized, 1);
         r.forget_dormant();
         assert_eq!(r.saved().len(), 2);
+    }
+
+    #[test]
+    fn reads_never_change_the_saved_state() {
+        let p = pool(2);
+        let a = p.lease(at(0)).unwrap();
+        p.record(
+            &a,
+            KeyEvent::Cooled {
+                until: at(100),
+                reason: KeyFault::DailyCap,
+            },
+            at(0),
+        );
+        let before = p.saved();
+        // Long after the cooldown ended, reads report the key active...
+        assert_eq!(p.tally(at(500)).usable, 2);
+        assert_eq!(p.view(at(500))[0].state, KeyState::Active);
+        // ...but what is persisted stays as it was until the key is leased again.
+        assert_eq!(p.saved(), before);
+        // (Round robin: the second key is next, then the first.)
+        p.lease(at(500)).unwrap();
+        assert_eq!(p.saved()[0], before[0]);
+        p.lease(at(500)).unwrap();
+        assert_eq!(p.saved()[0].state, KeyState::Active);
+        assert_eq!(p.saved()[0].marked_at, Some(at(500)));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! the real gateway on free ports, scenario helpers) compiles once. One module per
 //! scenario group.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod support;
 
 mod anthropic;
