@@ -124,6 +124,17 @@ pub enum TransportFailure {
     Garbage,
 }
 
+impl std::fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportFailure::Connect => "the connection failed",
+            TransportFailure::HeaderTimeout => "no answer in time",
+            TransportFailure::BodyFailed => "the body was cut short or went silent",
+            TransportFailure::Garbage => "the answer was not HTTP",
+        })
+    }
+}
+
 /// The `error` object OpenRouter puts in error bodies and inside HTTP 200 answers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpstreamError {

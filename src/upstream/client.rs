@@ -202,12 +202,12 @@ impl HttpClient {
         let mut exchange = self
             .send(request, timeout)
             .await
-            .map_err(|f| format!("fetching from {host} failed: {f:?}"))?;
+            .map_err(|f| format!("fetching from {host} failed: {f}"))?;
         let status = exchange.status();
         let body = exchange
             .read_to_end(timeout, limit)
             .await
-            .map_err(|f| format!("reading from {host} failed: {f:?}"))?;
+            .map_err(|f| format!("reading from {host} failed: {f}"))?;
         self.finish(exchange).await;
         if status != 200 {
             return Err(format!("{host} answered HTTP {status}"));
