@@ -4,13 +4,16 @@
 //! Everything the client will see is decided here before a byte goes downstream: a
 //! non-streamed 2xx body is read and inspected for an `error` object first.
 
-use std::time::{Instant, SystemTime};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 
+use crate::config::RoutingSettings;
 use crate::domain::chat::ChatRequest;
 use crate::domain::error::GatewayError;
+use crate::domain::models::Snapshot;
 use crate::domain::outcome::{
     classify, classify_embedded_error, classify_transport, KeyFault, Outcome, TransportFailure,
     UpstreamError,
@@ -19,8 +22,8 @@ use crate::domain::plan::{self, Candidate, Plan, RouteRequest};
 use crate::gateway::app::App;
 use crate::gateway::ctx::AttemptRecord;
 use crate::gateway::stream::{self, LiveStream, Peeked};
-use crate::state::cooldowns::Cooldown;
-use crate::state::key_pool::{KeyEvent, KeyLease, NoKey};
+use crate::state::cooldowns::{Cooldown, ModelCooldowns};
+use crate::state::key_pool::{KeyEvent, KeyLease, KeyPool, NoKey};
 use crate::upstream::client::Outbound;
 
 /// Largest non-streamed upstream body the gateway will buffer.
@@ -43,37 +46,97 @@ pub enum AnswerBody {
 }
 
 /// What one attempt produced.
-enum Attempt {
+pub enum Attempt {
     Deliver(Box<Answer>),
     /// The outcome, and the upstream status when there was one.
     Failed(Outcome, Option<u16>),
 }
 
-/// Run the attempt loop for `req`. `attempts` is filled as attempts finish, so the caller
-/// can log them even when this future is dropped (client gone).
+/// The clock the loop reads: wall time for cooldowns, monotonic time for the deadline.
+/// Tests drive a fake one.
+pub trait Clock {
+    fn wall(&self) -> SystemTime;
+    fn mono(&self) -> Instant;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn mono(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Where one (model, key) attempt goes: the real upstream over HTTP, or a script in tests.
+pub trait Upstream {
+    fn attempt<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        candidate: &'a Candidate,
+        key: &'a KeyLease,
+    ) -> impl Future<Output = Attempt> + Send + 'a;
+}
+
+/// The pieces of state the loop reads and settles into.
+#[derive(Clone, Copy)]
+pub struct LoopState<'a> {
+    pub routing: &'a RoutingSettings,
+    pub cooldowns: &'a ModelCooldowns,
+    pub keys: &'a KeyPool,
+}
+
+/// Run the attempt loop for `req` against the real upstream. `attempts` is filled as
+/// attempts finish, so the caller can log them even when this future is dropped (client
+/// gone).
 pub async fn dispatch(
     app: &App,
     req: &ChatRequest,
     attempts: &mut Vec<AttemptRecord>,
 ) -> Result<Answer, GatewayError> {
-    let started = Instant::now();
-    let routing_cfg = &app.config.routing;
-    let deadline = started + routing_cfg.request_deadline;
+    let state = LoopState {
+        routing: &app.config.routing,
+        cooldowns: &app.state.cooldowns,
+        keys: &app.state.keys,
+    };
     let snapshot = app.state.registry.snapshot();
-    let now = SystemTime::now();
+    run(
+        state,
+        &snapshot,
+        &HttpUpstream { app },
+        &SystemClock,
+        req,
+        attempts,
+    )
+    .await
+}
+
+/// The attempt loop itself: plan, then (model, key) attempts until an answer, a client
+/// fault, `max_attempts` or the deadline.
+pub async fn run(
+    state: LoopState<'_>,
+    snapshot: &Snapshot,
+    upstream: &impl Upstream,
+    clock: &impl Clock,
+    req: &ChatRequest,
+    attempts: &mut Vec<AttemptRecord>,
+) -> Result<Answer, GatewayError> {
+    let started = clock.mono();
+    let routing_cfg = state.routing;
+    let deadline = started + routing_cfg.request_deadline;
+    let now = clock.wall();
     let route = RouteRequest {
         pinned_model: req.model.as_deref(),
         needs: req.needs,
         prompt_tokens: req.prompt_estimate(),
         requested_budget: req.requested_budget,
     };
-    let candidates = match plan::plan(
-        &snapshot,
-        &route,
-        routing_cfg.use_list_fallback,
-        now,
-        |id| app.state.cooldowns.cooling_until(id, now),
-    ) {
+    let candidates = match plan::plan(snapshot, &route, routing_cfg.use_list_fallback, now, |id| {
+        state.cooldowns.cooling_until(id, now)
+    }) {
         Plan::Try(candidates) => candidates,
         Plan::NoCapableModel { missing } => return Err(GatewayError::no_capable_model(&missing)),
         Plan::AllCooling { retry_after } => {
@@ -87,10 +150,9 @@ pub async fn dispatch(
     let max_attempts = routing_cfg.max_attempts as usize;
     for candidate in &candidates {
         // Another request may have cooled this model since the plan was made.
-        if app
-            .state
+        if state
             .cooldowns
-            .cooling_until(&candidate.model_id, SystemTime::now())
+            .cooling_until(&candidate.model_id, clock.wall())
             .is_some()
         {
             continue;
@@ -98,22 +160,27 @@ pub async fn dispatch(
         // Same model, next key, for as long as keys are what fails.
         loop {
             if attempts.len() >= max_attempts {
-                return Err(exhausted(app, &candidates, "routing.max_attempts reached"));
+                return Err(exhausted(
+                    state.cooldowns,
+                    &candidates,
+                    "routing.max_attempts reached",
+                    clock.wall(),
+                ));
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline.saturating_duration_since(clock.mono());
             if remaining.is_zero() {
                 return Err(GatewayError::deadline_exceeded(
                     routing_cfg.request_deadline,
                 ));
             }
-            let lease = match app.state.keys.lease(SystemTime::now()) {
+            let lease = match state.keys.lease(clock.wall()) {
                 Ok(lease) => lease,
-                Err(no_key) => return Err(no_key_error(no_key)),
+                Err(no_key) => return Err(no_key_error(no_key, clock.wall())),
             };
-            let attempt_started = Instant::now();
+            let attempt_started = clock.mono();
             let attempt = pingora::prelude::timeout(
                 remaining,
-                Box::pin(attempt_once(app, req, candidate, &lease)),
+                Box::pin(upstream.attempt(req, candidate, &lease)),
             )
             .await;
             let Ok(attempt) = attempt else {
@@ -122,17 +189,17 @@ pub async fn dispatch(
                     lease.masked(),
                     "deadline_exceeded",
                     None,
-                    attempt_started,
+                    clock.mono().saturating_duration_since(attempt_started),
                     None,
                 ));
                 return Err(GatewayError::deadline_exceeded(
                     routing_cfg.request_deadline,
                 ));
             };
-            let now = SystemTime::now();
+            let now = clock.wall();
             let (outcome, status) = match attempt {
                 Attempt::Deliver(answer) => {
-                    app.state.keys.record(&lease, KeyEvent::Served, now);
+                    state.keys.record(&lease, KeyEvent::Served, now);
                     let status = answer.header.status.as_u16();
                     let label = if (200..300).contains(&status) {
                         "success"
@@ -144,7 +211,7 @@ pub async fn dispatch(
                         lease.masked(),
                         label,
                         Some(status),
-                        attempt_started,
+                        clock.mono().saturating_duration_since(attempt_started),
                         None,
                     ));
                     return Ok(*answer);
@@ -156,15 +223,28 @@ pub async fn dispatch(
                 lease.masked(),
                 outcome.label(),
                 status,
-                attempt_started,
+                clock.mono().saturating_duration_since(attempt_started),
                 outcome.cooldown_until(),
             ));
-            if settle(app, &candidate.model_id, &lease, &outcome, now) == Next::Model {
+            if settle(
+                state.cooldowns,
+                state.keys,
+                &candidate.model_id,
+                &lease,
+                &outcome,
+                now,
+            ) == Next::Model
+            {
                 break;
             }
         }
     }
-    Err(exhausted(app, &candidates, "every candidate model failed"))
+    Err(exhausted(
+        state.cooldowns,
+        &candidates,
+        "every candidate model failed",
+        clock.wall(),
+    ))
 }
 
 /// After a failed attempt: what to try next.
@@ -177,7 +257,8 @@ pub enum Next {
 
 /// Apply a failed attempt's outcome to the shared state: cool the model or the key.
 pub fn settle(
-    app: &App,
+    cooldowns: &ModelCooldowns,
+    keys: &KeyPool,
     model: &str,
     lease: &KeyLease,
     outcome: &Outcome,
@@ -191,7 +272,7 @@ pub fn settle(
         } => {
             // The key did its job; the model failed. Only delivered answers count as
             // the key's successes.
-            app.state.cooldowns.cool(
+            cooldowns.cool(
                 model,
                 Cooldown {
                     until,
@@ -206,7 +287,7 @@ pub fn settle(
             Next::Model
         }
         Outcome::KeyCooldown { fault, until } => {
-            app.state.keys.record(
+            keys.record(
                 lease,
                 KeyEvent::Cooled {
                     until,
@@ -223,7 +304,7 @@ pub fn settle(
             Next::Key
         }
         Outcome::KeyDisabled => {
-            app.state.keys.record(
+            keys.record(
                 lease,
                 KeyEvent::Disabled {
                     reason: KeyFault::Unauthorized,
@@ -250,7 +331,7 @@ fn record(
     key: String,
     outcome: &'static str,
     status: Option<u16>,
-    started: Instant,
+    took: Duration,
     cooldown_until: Option<SystemTime>,
 ) -> AttemptRecord {
     AttemptRecord {
@@ -258,18 +339,22 @@ fn record(
         key,
         outcome,
         status,
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: took.as_millis() as u64,
         cooldown_until,
         max_tokens_clamped: candidate.budget_clamp,
     }
 }
 
 /// 503 with `Retry-After` = time until the earliest candidate is usable again.
-fn exhausted(app: &App, candidates: &[Candidate], why: &str) -> GatewayError {
-    let now = SystemTime::now();
+fn exhausted(
+    cooldowns: &ModelCooldowns,
+    candidates: &[Candidate],
+    why: &str,
+    now: SystemTime,
+) -> GatewayError {
     let earliest = candidates
         .iter()
-        .filter_map(|c| app.state.cooldowns.cooling_until(&c.model_id, now))
+        .filter_map(|c| cooldowns.cooling_until(&c.model_id, now))
         .min();
     let error =
         GatewayError::all_models_unavailable(format!("no model could serve the request: {why}"));
@@ -279,18 +364,34 @@ fn exhausted(app: &App, candidates: &[Candidate], why: &str) -> GatewayError {
     }
 }
 
-fn no_key_error(no_key: NoKey) -> GatewayError {
+fn no_key_error(no_key: NoKey, now: SystemTime) -> GatewayError {
     match no_key {
         NoKey::NoneConfigured => GatewayError::no_upstream_key(),
         NoKey::AllDisabled { described } => GatewayError::upstream_auth_error(&described),
         NoKey::AllCooling { until } => GatewayError::all_models_unavailable(
             "every upstream API key is resting after hitting its quota",
         )
-        .with_retry_after(until.duration_since(SystemTime::now()).unwrap_or_default()),
+        .with_retry_after(until.duration_since(now).unwrap_or_default()),
     }
 }
 
 /// One (model, key) attempt: send, then decide whether the answer can be delivered.
+/// The real upstream: an HTTP exchange through the shared client.
+pub struct HttpUpstream<'a> {
+    pub app: &'a App,
+}
+
+impl Upstream for HttpUpstream<'_> {
+    fn attempt<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        candidate: &'a Candidate,
+        key: &'a KeyLease,
+    ) -> impl Future<Output = Attempt> + Send + 'a {
+        attempt_once(self.app, req, candidate, key)
+    }
+}
+
 async fn attempt_once(
     app: &App,
     req: &ChatRequest,
@@ -415,6 +516,239 @@ fn inspect_success_body(body: &[u8]) -> BodyVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::models::{parse_list, ListSource, EMBEDDED_LIST};
+    use crate::domain::outcome::ModelFault;
+    use parking_lot::Mutex;
+    use std::collections::VecDeque;
+    use std::time::UNIX_EPOCH;
+
+    /// A clock that moves only when told to (each scripted attempt advances it).
+    struct FakeClock {
+        start: Instant,
+        elapsed: Mutex<Duration>,
+    }
+
+    impl Clock for FakeClock {
+        fn wall(&self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(1_780_000_000) + *self.elapsed.lock()
+        }
+        fn mono(&self) -> Instant {
+            self.start + *self.elapsed.lock()
+        }
+    }
+
+    /// What one scripted attempt answers.
+    #[derive(Clone, Copy)]
+    enum Scripted {
+        Ok,
+        ClientFault,
+        ModelFault,
+        KeyFault,
+    }
+
+    /// Answers attempts from a script, records (model, key tail) per call, and advances
+    /// the clock by `step` per attempt.
+    struct ScriptedUpstream<'a> {
+        script: Mutex<VecDeque<Scripted>>,
+        calls: Mutex<Vec<(String, String)>>,
+        clock: &'a FakeClock,
+        step: Duration,
+    }
+
+    impl Upstream for ScriptedUpstream<'_> {
+        fn attempt<'a>(
+            &'a self,
+            _req: &'a ChatRequest,
+            candidate: &'a Candidate,
+            key: &'a KeyLease,
+        ) -> impl Future<Output = Attempt> + Send + 'a {
+            self.calls
+                .lock()
+                .push((candidate.model_id.clone(), key.masked()));
+            *self.clock.elapsed.lock() += self.step;
+            let now = self.clock.wall();
+            let next = self
+                .script
+                .lock()
+                .pop_front()
+                .unwrap_or(Scripted::ModelFault);
+            let deliver = |status: u16| {
+                Attempt::Deliver(Box::new(Answer {
+                    model: candidate.model_id.clone(),
+                    key: key.clone(),
+                    header: ResponseHeader::build(status, None).unwrap(),
+                    body: AnswerBody::Complete(Bytes::from_static(b"{}")),
+                }))
+            };
+            let attempt = match next {
+                Scripted::Ok => deliver(200),
+                Scripted::ClientFault => deliver(400),
+                Scripted::ModelFault => Attempt::Failed(
+                    Outcome::ModelCooldown {
+                        fault: ModelFault::ServerError,
+                        until: now + Duration::from_secs(60),
+                        until_refresh: false,
+                    },
+                    Some(500),
+                ),
+                Scripted::KeyFault => Attempt::Failed(
+                    Outcome::KeyCooldown {
+                        fault: KeyFault::DailyCap,
+                        until: now + Duration::from_secs(3600),
+                    },
+                    Some(429),
+                ),
+            };
+            std::future::ready(attempt)
+        }
+    }
+
+    struct Harness {
+        routing: RoutingSettings,
+        cooldowns: ModelCooldowns,
+        keys: KeyPool,
+        snapshot: Snapshot,
+        clock: FakeClock,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Harness {
+                routing: RoutingSettings::default(),
+                cooldowns: ModelCooldowns::default(),
+                keys: KeyPool::new(&["sk-test-key-aaaa".into(), "sk-test-key-bbbb".into()]),
+                snapshot: Snapshot {
+                    list: parse_list(EMBEDDED_LIST).unwrap(),
+                    source: ListSource::Embedded,
+                    loaded_at: UNIX_EPOCH,
+                },
+                clock: FakeClock {
+                    start: Instant::now(),
+                    elapsed: Mutex::new(Duration::ZERO),
+                },
+            }
+        }
+
+        /// Run one request through the loop; returns its result and the calls made.
+        fn run(
+            &self,
+            script: &[Scripted],
+            step: Duration,
+        ) -> (Result<Answer, GatewayError>, Vec<(String, String)>) {
+            let upstream = ScriptedUpstream {
+                script: Mutex::new(script.iter().copied().collect()),
+                calls: Mutex::new(Vec::new()),
+                clock: &self.clock,
+                step,
+            };
+            let state = LoopState {
+                routing: &self.routing,
+                cooldowns: &self.cooldowns,
+                keys: &self.keys,
+            };
+            let req = ChatRequest::parse(Bytes::from_static(
+                br#"{"messages":[{"role":"user","content":"hi"}]}"#,
+            ))
+            .unwrap();
+            let mut attempts = Vec::new();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let result = runtime.block_on(run(
+                state,
+                &self.snapshot,
+                &upstream,
+                &self.clock,
+                &req,
+                &mut attempts,
+            ));
+            assert_eq!(attempts.len(), upstream.calls.lock().len());
+            (result, upstream.calls.into_inner())
+        }
+    }
+
+    fn ranked(h: &Harness, i: usize) -> String {
+        let mut models: Vec<_> = h.snapshot.list.models.iter().collect();
+        models.sort_by_key(|m| m.rank);
+        models[i].id.clone()
+    }
+
+    #[test]
+    fn a_model_fault_moves_to_the_next_model_which_answers() {
+        let h = Harness::new();
+        let (result, calls) = h.run(
+            &[Scripted::ModelFault, Scripted::Ok],
+            Duration::from_millis(10),
+        );
+        let answer = result.unwrap();
+        assert_eq!(answer.model, ranked(&h, 1));
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].0, ranked(&h, 0));
+        // The failed model is cooling now; the key that served is not.
+        assert!(h
+            .cooldowns
+            .cooling_until(&ranked(&h, 0), h.clock.wall())
+            .is_some());
+        assert_eq!(h.keys.tally(h.clock.wall()).usable, 2);
+    }
+
+    #[test]
+    fn a_key_fault_retries_the_same_model_with_the_next_key() {
+        let h = Harness::new();
+        let (result, calls) = h.run(
+            &[Scripted::KeyFault, Scripted::Ok],
+            Duration::from_millis(10),
+        );
+        assert_eq!(result.unwrap().model, ranked(&h, 0));
+        assert_eq!(calls[0].0, calls[1].0, "same model");
+        assert_ne!(calls[0].1, calls[1].1, "another key");
+        assert_eq!(h.keys.tally(h.clock.wall()).cooling, 1);
+        assert!(
+            h.cooldowns.active(h.clock.wall()).is_empty(),
+            "no model cooled"
+        );
+    }
+
+    #[test]
+    fn a_client_fault_is_delivered_at_once_without_fallback() {
+        let h = Harness::new();
+        let (result, calls) = h.run(
+            &[Scripted::ClientFault, Scripted::Ok],
+            Duration::from_millis(10),
+        );
+        assert_eq!(result.unwrap().header.status.as_u16(), 400);
+        assert_eq!(calls.len(), 1);
+        assert!(h.cooldowns.active(h.clock.wall()).is_empty());
+    }
+
+    #[test]
+    fn the_deadline_stops_the_loop_with_504() {
+        let mut h = Harness::new();
+        h.routing.request_deadline = Duration::from_secs(100);
+        h.routing.max_attempts = 10;
+        // Each failed attempt takes 40 s: after the third, the deadline has passed.
+        let (result, calls) = h.run(&[Scripted::ModelFault; 10], Duration::from_secs(40));
+        let error = result.err().unwrap();
+        assert_eq!((error.status, error.code), (504, "deadline_exceeded"));
+        assert_eq!(calls.len(), 3);
+    }
+
+    #[test]
+    fn max_attempts_stops_the_loop_with_503_and_retry_after() {
+        let mut h = Harness::new();
+        h.routing.max_attempts = 2;
+        let (result, calls) = h.run(&[Scripted::ModelFault; 5], Duration::from_millis(10));
+        let error = result.err().unwrap();
+        assert_eq!((error.status, error.code), (503, "all_models_unavailable"));
+        assert!(error.message.contains("max_attempts"));
+        assert_eq!(
+            error.retry_after,
+            Some(60),
+            "until the first cooled model returns"
+        );
+        assert_eq!(calls.len(), 2);
+    }
 
     #[test]
     fn success_body_inspection() {

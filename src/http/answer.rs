@@ -102,6 +102,13 @@ pub async fn stream(
         .end
         .outcome(&upstream.headers, now, &app.cooldown_policy())
     {
-        attempts::settle(app, model, key, &outcome, now);
+        attempts::settle(
+            &app.state.cooldowns,
+            &app.state.keys,
+            model,
+            key,
+            &outcome,
+            now,
+        );
     }
 }
