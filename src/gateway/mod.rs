@@ -4,4 +4,5 @@
 pub mod app;
 pub mod attempts;
 pub mod ctx;
+pub mod exchange;
 pub mod stream;

@@ -8,6 +8,7 @@
 //! `count_tokens` estimate.
 
 pub mod errors;
+pub mod messages;
 pub mod request;
 pub mod response;
 pub mod stream;

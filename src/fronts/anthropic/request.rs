@@ -6,10 +6,12 @@
 //! meaning (`thinking`, `context_management`, `metadata`, `cache_control`, `top_k`,
 //! `defer_loading`, ...) are simply not read: serde ignores unknown fields.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::chat::RequestError;
+
+use super::messages::*;
 
 /// Why a Messages request cannot be translated: answered 400 `invalid_request_error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,147 +29,6 @@ const MAX_TOKENS_REQUIRED: &str = "max_tokens: Field required";
 /// Media the free models behind the gateway cannot be sent through this translation.
 const MEDIA_UNSUPPORTED: &str =
     "image and document content blocks are not supported by this gateway; send text only";
-
-// ---- What the client sends -------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-pub struct MessagesRequest {
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub max_tokens: Option<u64>,
-    #[serde(default)]
-    system: Option<Content>,
-    messages: Vec<Message>,
-    #[serde(default)]
-    stop_sequences: Option<Vec<String>>,
-    #[serde(default)]
-    pub stream: Option<bool>,
-    // Kept as raw JSON numbers so they reach upstream exactly as the client wrote them.
-    #[serde(default)]
-    temperature: Option<Value>,
-    #[serde(default)]
-    top_p: Option<Value>,
-    #[serde(default)]
-    tools: Option<Vec<Tool>>,
-    #[serde(default)]
-    tool_choice: Option<ToolChoice>,
-    #[serde(default)]
-    output_config: Option<OutputConfig>,
-    /// The structured-outputs beta's older spelling of `output_config.format`.
-    #[serde(default)]
-    output_format: Option<OutputFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Message {
-    role: String,
-    content: Content,
-}
-
-/// A string, or an array of content blocks.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Blocks(Vec<Block>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Block {
-    Text {
-        text: String,
-    },
-    Image {},
-    Document {},
-    ToolUse {
-        id: String,
-        name: String,
-        #[serde(default)]
-        input: Option<Value>,
-    },
-    ToolResult {
-        tool_use_id: String,
-        #[serde(default)]
-        content: Option<ToolResultContent>,
-        #[serde(default)]
-        is_error: Option<bool>,
-    },
-    /// `thinking`, `redacted_thinking`, server-tool blocks...: nothing a chat model can use.
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ToolResultContent {
-    Text(String),
-    Blocks(Vec<ResultBlock>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ResultBlock {
-    Text {
-        text: String,
-    },
-    /// Claude Code's tool search answers with references to the tools it loaded.
-    ToolReference {
-        tool_name: String,
-    },
-    Image {},
-    Document {},
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-struct Tool {
-    name: String,
-    /// Absent or `custom` for client tools; Anthropic's server tools
-    /// (`web_search_20250305`, ...) have a versioned type and no schema.
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    input_schema: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ToolChoice {
-    Auto {
-        #[serde(default)]
-        disable_parallel_tool_use: Option<bool>,
-    },
-    Any {
-        #[serde(default)]
-        disable_parallel_tool_use: Option<bool>,
-    },
-    Tool {
-        name: String,
-        #[serde(default)]
-        disable_parallel_tool_use: Option<bool>,
-    },
-    #[serde(rename = "none")]
-    NoTool {},
-}
-
-#[derive(Debug, Deserialize)]
-struct OutputConfig {
-    #[serde(default)]
-    format: Option<OutputFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OutputFormat {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    schema: Option<Value>,
-}
 
 // ---- What goes upstream ----------------------------------------------------------------
 
