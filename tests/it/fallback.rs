@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::gateway::TEST_UPSTREAM_KEY;
 use crate::support::mock::error_body;
 use crate::support::scenario::*;
-use crate::support::{free_port, Behaviour, GatewayBuilder, MockUpstream};
+use crate::support::{closed_port, Behaviour, GatewayBuilder, MockUpstream};
 use serde_json::json;
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn unreachable_upstream_gives_503_all_models_unavailable() {
     // Given the upstream base_url points at a closed port (the list still
     // comes from the mock)
     let mock = MockUpstream::start().await;
-    let dead = format!("http://127.0.0.1:{}/api/v1", free_port());
+    let dead = format!("http://127.0.0.1:{}/api/v1", closed_port());
     let gateway = GatewayBuilder::new(&mock)
         .set("upstream.base_url", dead)
         .start()

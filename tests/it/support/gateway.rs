@@ -68,6 +68,21 @@ pub fn free_port() -> u16 {
     free_addr().port()
 }
 
+/// A port on 127.0.0.1 where nothing listens, outside the ephemeral range that every
+/// test's mocks and gateways bind from (port 0), so no parallel test can open it
+/// meanwhile (a released `free_port()` can be taken by another test's mock).
+pub fn closed_port() -> u16 {
+    (1..1024)
+        .find(|&port| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            matches!(
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            )
+        })
+        .expect("a closed port below 1024 on 127.0.0.1")
+}
+
 fn free_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address")

@@ -20,7 +20,7 @@ pub use client::{
     get, open_stream, post_json, request, sse_content, sse_data, try_request, ChunkRead, Collected,
     Response, StreamEnd, StreamResponse, DEFAULT_TIMEOUT,
 };
-pub use gateway::{free_port, wait_until, Gateway, GatewayBuilder};
+pub use gateway::{closed_port, free_port, wait_until, Gateway, GatewayBuilder};
 pub use mock::{Behaviour, MockUpstream, RecordedRequest, SseEnd, SseStep};
 
 /// HTTP/1.1 framing shared by the mock server and the client: a buffered
