@@ -261,7 +261,8 @@ impl KeySync {
                 cfg.timeout,
                 MAX_KEYS_DOCUMENT,
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&body);
         let keys = parse_keys_csv(&text);
         if keys.is_empty() {

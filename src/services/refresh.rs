@@ -92,7 +92,8 @@ impl Refresher {
                 cfg.upstream.timeout,
                 MAX_LIST_BYTES,
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let list = parse_list(&body).map_err(|e| format!("{url}: {e}"))?;
         Ok((list, body))
     }

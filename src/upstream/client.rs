@@ -182,7 +182,7 @@ impl HttpClient {
         connect_timeout: Duration,
         timeout: Duration,
         limit: usize,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, DocumentError> {
         let request = Outbound {
             method: "GET",
             url,
@@ -198,19 +198,28 @@ impl HttpClient {
             body: None,
             connect_timeout,
         };
-        let host = &url.host;
-        let mut exchange = self
-            .send(request, timeout)
-            .await
-            .map_err(|f| format!("fetching from {host} failed: {f}"))?;
+        let host = || url.host.clone();
+        let mut exchange =
+            self.send(request, timeout)
+                .await
+                .map_err(|failure| DocumentError::Fetch {
+                    host: host(),
+                    failure,
+                })?;
         let status = exchange.status();
         let body = exchange
             .read_to_end(timeout, limit)
             .await
-            .map_err(|f| format!("reading from {host} failed: {f}"))?;
+            .map_err(|failure| DocumentError::Read {
+                host: host(),
+                failure,
+            })?;
         self.finish(exchange).await;
         if status != 200 {
-            return Err(format!("{host} answered HTTP {status}"));
+            return Err(DocumentError::Status {
+                host: host(),
+                status,
+            });
         }
         Ok(body)
     }
@@ -227,6 +236,40 @@ impl HttpClient {
         }
     }
 }
+
+/// Why a document (model list, key CSV) could not be fetched. Names the host only: such
+/// URLs may embed a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentError {
+    Fetch {
+        host: String,
+        failure: TransportFailure,
+    },
+    Read {
+        host: String,
+        failure: TransportFailure,
+    },
+    Status {
+        host: String,
+        status: u16,
+    },
+}
+
+impl std::fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocumentError::Fetch { host, failure } => {
+                write!(f, "fetching from {host} failed: {failure}")
+            }
+            DocumentError::Read { host, failure } => {
+                write!(f, "reading from {host} failed: {failure}")
+            }
+            DocumentError::Status { host, status } => write!(f, "{host} answered HTTP {status}"),
+        }
+    }
+}
+
+impl std::error::Error for DocumentError {}
 
 fn build_request(req: &Outbound<'_>) -> Result<RequestHeader, TransportFailure> {
     let path = if req.path_suffix.is_empty() {
