@@ -1,5 +1,5 @@
-//! Routing of paths to handlers, and the gateway's own endpoints (SPEC §3): `/v1/models`,
-//! `/health`, `/ready`, `/admin/*`. Handlers build bodies; `proxy` writes them.
+//! The bodies of the gateway's own endpoints (SPEC §3, §11): `/v1/models`, `/ready`,
+//! `/admin/state`. Built here from the snapshot and the shared state; `handlers` writes them.
 
 use std::time::SystemTime;
 
@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use crate::domain::models::{Model, Snapshot};
 use crate::gateway::app::App;
 use crate::state::key_pool::KeyState;
-
 use crate::util::time::epoch_secs;
 
 fn model_entry(

@@ -316,15 +316,7 @@ impl KeyPool {
                 return Ok(KeyLease { index, secret });
             }
         }
-        let earliest_cooling = inner
-            .keys
-            .iter()
-            .filter_map(|k| match k.state {
-                KeyState::Cooling { until, .. } => Some(until),
-                _ => None,
-            })
-            .min();
-        Err(match earliest_cooling {
+        Err(match earliest_return(&inner.keys, now) {
             Some(until) => NoKey::AllCooling { until },
             None => NoKey::AllDisabled {
                 described: inner
@@ -375,6 +367,11 @@ impl KeyPool {
         self.changed.notify_one();
     }
 
+    /// When the first key still cooling at `now` comes back, if any is cooling.
+    pub fn next_return(&self, now: SystemTime) -> Option<SystemTime> {
+        earliest_return(&self.inner.lock().keys, now)
+    }
+
     /// Keys by state as of `now`. A read: it changes nothing (a Prometheus scrape or
     /// `GET /ready` must not alter what `keys.json` holds).
     pub fn tally(&self, now: SystemTime) -> KeyTally {
@@ -406,6 +403,16 @@ impl KeyPool {
             })
             .collect()
     }
+}
+
+/// The earliest end among the keys still cooling at `now`.
+fn earliest_return(keys: &[KeyEntry], now: SystemTime) -> Option<SystemTime> {
+    keys.iter()
+        .filter_map(|k| match k.state_at(now) {
+            KeyState::Cooling { until, .. } => Some(until),
+            _ => None,
+        })
+        .min()
 }
 
 #[cfg(test)]

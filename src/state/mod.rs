@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::models::Snapshot;
 use client_limits::ClientLimits;
 use cooldowns::ModelCooldowns;
-use key_pool::{KeyPool, KeyState};
+use key_pool::KeyPool;
 use snapshot::Registry;
 
 /// What the last refresh did, for `/admin/refresh` to report.
@@ -72,16 +72,8 @@ impl Shared {
             .models
             .iter()
             .filter_map(|m| self.cooldowns.cooling_until(&m.id, now));
-        let keys = self
-            .keys
-            .view(now)
-            .into_iter()
-            .filter_map(|k| match k.state {
-                KeyState::Cooling { until, .. } => Some(until),
-                _ => None,
-            });
         models
-            .chain(keys)
+            .chain(self.keys.next_return(now))
             .min()
             .map(|until| crate::util::time::until(until, now))
     }
