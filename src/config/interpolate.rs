@@ -45,7 +45,7 @@ pub(super) fn interpolate_tree(
 pub(super) fn interpolate(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, InterpolationError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
@@ -57,7 +57,7 @@ pub(super) fn interpolate(
         } else if let Some(reference) = after.strip_prefix('{') {
             let end = reference
                 .find('}')
-                .ok_or("unterminated \"${\": a variable reference needs a closing \"}\"")?;
+                .ok_or(InterpolationError::Unterminated)?;
             out.push_str(&resolve(&reference[..end], env)?);
             rest = &reference[end + 1..];
         } else {
@@ -73,7 +73,7 @@ pub(super) fn interpolate(
 pub(super) fn resolve(
     reference: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, InterpolationError> {
     let (name, default) = match reference.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
         None => (reference, None),
@@ -81,19 +81,42 @@ pub(super) fn resolve(
     let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
-        return Err(format!(
-            "invalid variable name {name:?}: expected ${{NAME}} or ${{NAME:-default}} \
-             with NAME made of letters, digits and _"
-        ));
+        return Err(InterpolationError::InvalidName(name.to_owned()));
     }
     match (env(name), default) {
         // Shell semantics: `:-` also replaces a set-but-empty variable.
         (Some(value), Some(default)) if value.is_empty() => Ok(default.to_owned()),
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_owned()),
-        (None, None) => Err(format!(
-            "environment variable {name} is not set \
-             (write ${{{name}:-}} to make it optional)"
-        )),
+        (None, None) => Err(InterpolationError::Unset(name.to_owned())),
+    }
+}
+
+/// Why a `${...}` reference cannot be expanded. Never quotes the surrounding text: it
+/// may hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum InterpolationError {
+    Unterminated,
+    InvalidName(String),
+    Unset(String),
+}
+
+impl std::fmt::Display for InterpolationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InterpolationError::Unterminated => {
+                f.write_str("unterminated \"${\": a variable reference needs a closing \"}\"")
+            }
+            InterpolationError::InvalidName(name) => write!(
+                f,
+                "invalid variable name {name:?}: expected ${{NAME}} or ${{NAME:-default}} \
+                 with NAME made of letters, digits and _"
+            ),
+            InterpolationError::Unset(name) => write!(
+                f,
+                "environment variable {name} is not set \
+                 (write ${{{name}:-}} to make it optional)"
+            ),
+        }
     }
 }

@@ -29,7 +29,7 @@ mod sections;
 mod url;
 
 pub use error::ConfigError;
-pub use url::HttpUrl;
+pub use url::{HttpUrl, InvalidUrl, UrlProblem};
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -882,8 +882,9 @@ fn http_url_rejects() {
         match HttpUrl::parse(input) {
             Ok(url) => panic!("{input} should be rejected, got {url:?}"),
             Err(e) => assert!(
-                e.starts_with(&format!("{input:?} is not an http(s) URL: "))
-                    && e.contains(expected),
+                e.to_string()
+                    .starts_with(&format!("{input:?} is not an http(s) URL: "))
+                    && e.to_string().contains(expected),
                 "{e:?} should contain {expected:?}"
             ),
         }

@@ -27,32 +27,33 @@ pub struct HttpUrl {
 impl HttpUrl {
     /// Parses an absolute `http://` or `https://` URL. The error quotes the
     /// input and says what is wrong with it.
-    pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let invalid = |why: &str| format!("{s:?} is not an http(s) URL: {why}");
+    pub fn parse(s: &str) -> Result<HttpUrl, InvalidUrl> {
+        let invalid = |problem: UrlProblem| InvalidUrl {
+            input: s.to_owned(),
+            problem,
+        };
 
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("it contains whitespace"));
+            return Err(invalid(UrlProblem::Whitespace));
         }
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| invalid("it does not start with http:// or https://"))?;
+            .ok_or_else(|| invalid(UrlProblem::NoScheme))?;
         let tls = match scheme.to_ascii_lowercase().as_str() {
             "https" => true,
             "http" => false,
-            _ => return Err(invalid(&format!("unsupported scheme {scheme:?}"))),
+            _ => return Err(invalid(UrlProblem::Scheme(scheme.to_owned()))),
         };
         if rest.contains('#') {
-            return Err(invalid("fragments (#...) are not supported"));
+            return Err(invalid(UrlProblem::Fragment));
         }
 
         let (authority, path_and_query) =
             rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
         if authority.contains('@') {
-            // Credentials would have to become an Authorization header; keep
-            // secrets in the api_keys settings instead.
-            return Err(invalid("user:password@ in URLs is not supported"));
+            return Err(invalid(UrlProblem::Credentials));
         }
-        let (host, port) = split_host_port(authority).map_err(|why| invalid(&why))?;
+        let (host, port) = split_host_port(authority).map_err(invalid)?;
         let port = port.unwrap_or(if tls { 443 } else { 80 });
 
         let (path, query) = match path_and_query.split_once('?') {
@@ -135,18 +136,16 @@ impl fmt::Display for HttpUrl {
 
 /// Splits a URL authority into a canonical host (lowercase; IPv6 without
 /// brackets) and an optional port.
-pub(super) fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
+pub(super) fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlProblem> {
     let (host, port) = match authority.strip_prefix('[') {
         Some(bracketed) => {
-            let (literal, after) = bracketed
-                .split_once(']')
-                .ok_or("the IPv6 address has no closing ']'")?;
+            let (literal, after) = bracketed.split_once(']').ok_or(UrlProblem::UnclosedIpv6)?;
             let ip: Ipv6Addr = literal
                 .parse()
-                .map_err(|_| format!("{literal:?} is not an IPv6 address"))?;
+                .map_err(|_| UrlProblem::NotIpv6(literal.to_owned()))?;
             let port = match after {
                 "" => None,
-                _ => Some(after.strip_prefix(':').ok_or("unexpected text after ']'")?),
+                _ => Some(after.strip_prefix(':').ok_or(UrlProblem::TextAfterIpv6)?),
             };
             (ip.to_string(), port)
         }
@@ -156,14 +155,14 @@ pub(super) fn split_host_port(authority: &str) -> Result<(String, Option<u16>), 
                 None => (authority, None),
             };
             if port.is_some_and(|p| p.contains(':')) {
-                return Err("IPv6 addresses must be written in brackets, e.g. [::1]".to_owned());
+                return Err(UrlProblem::UnbracketedIpv6);
             }
             if name.is_empty() {
-                return Err("it has no host".to_owned());
+                return Err(UrlProblem::NoHost);
             }
             let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
             if !name.chars().all(valid) {
-                return Err(format!("{name:?} is not a valid host name"));
+                return Err(UrlProblem::HostName(name.to_owned()));
             }
             (name.to_ascii_lowercase(), port)
         }
@@ -171,10 +170,69 @@ pub(super) fn split_host_port(authority: &str) -> Result<(String, Option<u16>), 
     let port = port
         .map(|p| match p.parse::<u16>() {
             Ok(port) if port != 0 => Ok(port),
-            _ => Err(format!("{p:?} is not a valid port (1-65535)")),
+            _ => Err(UrlProblem::Port(p.to_owned())),
         })
         .transpose()?;
     Ok((host, port))
 }
+
+/// Why a config value is not an http(s) URL; `Display` quotes the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidUrl {
+    pub input: String,
+    pub problem: UrlProblem,
+}
+
+/// The one thing wrong with a URL, each with the text that is at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlProblem {
+    Whitespace,
+    NoScheme,
+    Scheme(String),
+    Fragment,
+    Credentials,
+    UnclosedIpv6,
+    NotIpv6(String),
+    TextAfterIpv6,
+    UnbracketedIpv6,
+    NoHost,
+    HostName(String),
+    Port(String),
+}
+
+impl fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlProblem::Whitespace => f.write_str("it contains whitespace"),
+            UrlProblem::NoScheme => f.write_str("it does not start with http:// or https://"),
+            UrlProblem::Scheme(scheme) => write!(f, "unsupported scheme {scheme:?}"),
+            UrlProblem::Fragment => f.write_str("fragments (#...) are not supported"),
+            // Credentials would have to become an Authorization header; secrets
+            // belong in the api_keys settings instead.
+            UrlProblem::Credentials => f.write_str("user:password@ in URLs is not supported"),
+            UrlProblem::UnclosedIpv6 => f.write_str("the IPv6 address has no closing ']'"),
+            UrlProblem::NotIpv6(literal) => write!(f, "{literal:?} is not an IPv6 address"),
+            UrlProblem::TextAfterIpv6 => f.write_str("unexpected text after ']'"),
+            UrlProblem::UnbracketedIpv6 => {
+                f.write_str("IPv6 addresses must be written in brackets, e.g. [::1]")
+            }
+            UrlProblem::NoHost => f.write_str("it has no host"),
+            UrlProblem::HostName(name) => write!(f, "{name:?} is not a valid host name"),
+            UrlProblem::Port(port) => write!(f, "{port:?} is not a valid port (1-65535)"),
+        }
+    }
+}
+
+impl fmt::Display for InvalidUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not an http(s) URL: {}",
+            self.input, self.problem
+        )
+    }
+}
+
+impl std::error::Error for InvalidUrl {}
 
 // ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use crate::domain::models::Snapshot;
 use crate::domain::outcome::{KeyFault, Outcome};
 use crate::domain::plan::{self, Candidate, Plan, RouteRequest};
 use crate::gateway::app::App;
-use crate::gateway::ctx::AttemptRecord;
+use crate::gateway::ctx::{AttemptEnd, AttemptRecord};
 use crate::gateway::exchange::HttpUpstream;
 use crate::gateway::stream::LiveStream;
 use crate::state::cooldowns::{Cooldown, ModelCooldowns};
@@ -181,10 +181,9 @@ pub async fn run(
                 attempts.push(record(
                     candidate,
                     lease.masked(),
-                    "deadline_exceeded",
+                    AttemptEnd::DeadlineExceeded,
                     None,
                     clock.mono().saturating_duration_since(attempt_started),
-                    None,
                 ));
                 return Err(GatewayError::deadline_exceeded(
                     routing_cfg.request_deadline,
@@ -195,18 +194,17 @@ pub async fn run(
                 Attempt::Deliver(answer) => {
                     state.keys.record(&lease, KeyEvent::Served, now);
                     let status = answer.header.status.as_u16();
-                    let label = if (200..300).contains(&status) {
-                        "success"
+                    let delivered = if (200..300).contains(&status) {
+                        Outcome::Success
                     } else {
-                        "client_error"
+                        Outcome::ClientError
                     };
                     attempts.push(record(
                         candidate,
                         lease.masked(),
-                        label,
+                        AttemptEnd::Answered(delivered),
                         Some(status),
                         clock.mono().saturating_duration_since(attempt_started),
-                        None,
                     ));
                     return Ok(*answer);
                 }
@@ -215,10 +213,9 @@ pub async fn run(
             attempts.push(record(
                 candidate,
                 lease.masked(),
-                outcome.label(),
+                AttemptEnd::Answered(outcome),
                 status,
                 clock.mono().saturating_duration_since(attempt_started),
-                outcome.cooldown_until(),
             ));
             if settle(
                 state.cooldowns,
@@ -323,18 +320,16 @@ fn secs_until(until: SystemTime, now: SystemTime) -> u64 {
 fn record(
     candidate: &Candidate,
     key: String,
-    outcome: &'static str,
+    end: AttemptEnd,
     status: Option<u16>,
     took: Duration,
-    cooldown_until: Option<SystemTime>,
 ) -> AttemptRecord {
     AttemptRecord {
         model: candidate.model_id.clone(),
         key,
-        outcome,
+        end,
         status,
         duration_ms: took.as_millis() as u64,
-        cooldown_until,
         max_tokens_clamped: candidate.budget_clamp,
     }
 }

@@ -3,17 +3,45 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::domain::outcome::Outcome;
 use crate::domain::route::{FrontKind, Route};
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// Upstream answered and the answer was classified (a delivered answer is
+    /// `Success` or `ClientError`).
+    Answered(Outcome),
+    /// `routing.request_deadline_secs` ran out while the attempt was under way.
+    DeadlineExceeded,
+}
+
+impl AttemptEnd {
+    /// Stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptEnd::Answered(outcome) => outcome.label(),
+            AttemptEnd::DeadlineExceeded => "deadline_exceeded",
+        }
+    }
+
+    /// The cooldown this attempt imposed on its model or key, if any.
+    pub fn cooldown_until(&self) -> Option<SystemTime> {
+        match self {
+            AttemptEnd::Answered(outcome) => outcome.cooldown_until(),
+            AttemptEnd::DeadlineExceeded => None,
+        }
+    }
+}
 
 /// One attempt, as logged in `request_done`.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub model: String,
     pub key: String,
-    pub outcome: &'static str,
+    pub end: AttemptEnd,
     pub status: Option<u16>,
     pub duration_ms: u64,
-    pub cooldown_until: Option<SystemTime>,
     pub max_tokens_clamped: Option<u64>,
 }
 

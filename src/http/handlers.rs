@@ -178,7 +178,7 @@ async fn admin_refresh(app: &App) -> (u16, serde_json::Value) {
         ),
         (Ok(()), Some(Err(e))) => (
             502,
-            serde_json::json!({"refreshed": false, "error": e, "cooldowns_cleared": true}),
+            serde_json::json!({"refreshed": false, "error": e.to_string(), "cooldowns_cleared": true}),
         ),
         _ => (
             202,

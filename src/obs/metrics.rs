@@ -257,7 +257,10 @@ pub fn record(app: &App, ctx: &RequestCtx) {
         duration: ctx.started.elapsed(),
         ttfb: ctx.ttfb,
     };
-    let attempts = ctx.attempts.iter().map(|a| (a.model.as_str(), a.outcome));
+    let attempts = ctx
+        .attempts
+        .iter()
+        .map(|a| (a.model.as_str(), a.end.label()));
     if attempts.len() == 0 {
         metrics.observe(&observation, attempts, |_| false);
         return;

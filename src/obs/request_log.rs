@@ -61,10 +61,10 @@ pub fn line(ctx: &RequestCtx, now: SystemTime) -> String {
             .map(|a| Attempt {
                 model: &a.model,
                 key: &a.key,
-                outcome: a.outcome,
+                outcome: a.end.label(),
                 status: a.status,
                 duration_ms: a.duration_ms,
-                cooldown_until: a.cooldown_until.map(|t| epoch_ms(t) / 1000),
+                cooldown_until: a.end.cooldown_until().map(|t| epoch_ms(t) / 1000),
                 max_tokens_clamped: a.max_tokens_clamped,
             })
             .collect(),

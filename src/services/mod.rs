@@ -2,6 +2,6 @@
 //! wiring of the whole server.
 
 pub mod graceful;
-pub mod key_store;
+pub mod keys;
 pub mod refresh;
 pub mod server;

@@ -2,6 +2,7 @@
 //! (jittered), failures retried with backoff, the last good list kept and persisted.
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,10 +12,12 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::Config;
-use crate::domain::models::{parse_list, ListSource, ModelList, Snapshot, EMBEDDED_LIST};
+use crate::config::{Config, HttpUrl};
+use crate::domain::models::{
+    parse_list, ListError, ListSource, ModelList, Snapshot, EMBEDDED_LIST,
+};
 use crate::gateway::app::App;
-use crate::upstream::client::HttpClient;
+use crate::upstream::client::{DocumentError, HttpClient};
 use crate::util::atomic_file::write_atomic;
 
 const FIRST_RETRY: Duration = Duration::from_secs(30);
@@ -67,6 +70,24 @@ pub fn startup_snapshot(config: &Config) -> Snapshot {
     }
 }
 
+/// Why a refresh kept the current list.
+#[derive(Debug)]
+pub enum RefreshError {
+    Fetch(DocumentError),
+    List { url: HttpUrl, error: ListError },
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefreshError::Fetch(e) => e.fmt(f),
+            RefreshError::List { url, error } => write!(f, "{url}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RefreshError {}
+
 pub struct Refresher {
     app: Arc<App>,
     client: HttpClient,
@@ -80,7 +101,7 @@ impl Refresher {
         }
     }
 
-    async fn fetch(&self) -> Result<(ModelList, bytes::Bytes), String> {
+    async fn fetch(&self) -> Result<(ModelList, bytes::Bytes), RefreshError> {
         let cfg = &self.app.config;
         let url = &cfg.models.source_url;
         let body = self
@@ -93,14 +114,17 @@ impl Refresher {
                 MAX_LIST_BYTES,
             )
             .await
-            .map_err(|e| e.to_string())?;
-        let list = parse_list(&body).map_err(|e| format!("{url}: {e}"))?;
+            .map_err(RefreshError::Fetch)?;
+        let list = parse_list(&body).map_err(|error| RefreshError::List {
+            url: url.clone(),
+            error,
+        })?;
         Ok((list, body))
     }
 
     /// Fetch once; on success swap the snapshot in, lift refresh-bound cooldowns and
     /// persist the list. On failure the current snapshot stays.
-    pub async fn refresh_once(&self) -> Result<usize, String> {
+    pub async fn refresh_once(&self) -> Result<usize, RefreshError> {
         let (list, raw) = self.fetch().await?;
         let count = list.models.len();
         let now = SystemTime::now();
@@ -171,7 +195,7 @@ impl BackgroundService for Refresher {
             self.app.state.refresh_reports.send_modify(|report| {
                 report.generation += 1;
                 report.running = false;
-                report.result = Some(result);
+                report.result = Some(result.map_err(|e| Arc::new(e) as _));
             });
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::gateway::app::App;
 use crate::http::proxy;
 use crate::obs::{metrics, request_log};
-use crate::services::{graceful, key_store, refresh};
+use crate::services::keys::{self, document as key_document, sources as key_sources};
+use crate::services::{graceful, refresh};
 use crate::util::atomic_file;
 
 /// Log to stderr: `request_done` lines bare (one JSON object per line, as journald and
@@ -45,7 +46,7 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
         .upstream
         .api_keys_file
         .as_deref()
-        .map(key_store::read_keys_file)
+        .map(key_sources::read_keys_file)
         .unwrap_or_default();
     if config.upstream.api_keys.is_empty()
         && file_keys.is_empty()
@@ -80,13 +81,13 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
     }
     let snapshot = refresh::startup_snapshot(&config);
     let app = Arc::new(App::new(config, snapshot));
-    app.state.keys.set_keys(&key_store::merge_sources([
+    app.state.keys.set_keys(&key_sources::merge_sources([
         &app.config.upstream.api_keys,
         &file_keys,
         &[],
     ]));
-    if let Some(path) = key_store::keys_path(&app.config) {
-        let restored = app.state.keys.restore(key_store::load(&path));
+    if let Some(path) = key_document::keys_path(&app.config) {
+        let restored = app.state.keys.restore(key_document::load(&path));
         if restored > 0 {
             log::info!(
                 "restored the state of {restored} upstream keys from {}",
@@ -120,7 +121,7 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
     ));
     server.add_service(background_service(
         "upstream keys",
-        key_store::KeySync::new(app, file_keys),
+        keys::KeySync::new(app, file_keys),
     ));
 
     log::info!(

@@ -17,6 +17,9 @@ use cooldowns::ModelCooldowns;
 use key_pool::KeyPool;
 use snapshot::Registry;
 
+/// A refresh failure as the admin answer shows it.
+pub type RefreshFailure = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// What the last refresh did, for `/admin/refresh` to report.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshReport {
@@ -24,7 +27,9 @@ pub struct RefreshReport {
     pub generation: u64,
     /// A fetch is under way; its result will not reflect a request made meanwhile.
     pub running: bool,
-    pub result: Option<Result<usize, String>>,
+    /// The number of models listed, or why the list was kept (the error type belongs to
+    /// the refresher, a higher layer, so it is held type-erased).
+    pub result: Option<Result<usize, RefreshFailure>>,
 }
 
 /// Everything that changes while the gateway runs: the list, cooldowns, keys, client
