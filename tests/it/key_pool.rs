@@ -408,3 +408,48 @@ async fn url_keys_get_their_saved_state_back_after_a_restart() {
         "the URL key lost its saved state"
     );
 }
+
+/// Reading key state (a Prometheus scrape, `/ready`, `/admin/state`) after a cooldown has
+/// run out reports the key active but changes nothing on disk: only a lease moves it.
+#[tokio::test]
+async fn a_scrape_after_a_cooldown_ends_does_not_rewrite_keys_json() {
+    let mock = MockUpstream::start().await;
+    let state_dir = TempDir::new("keys-scrape");
+    let reset = SystemTime::now() + Duration::from_secs(2);
+    mock.script(
+        RANK1,
+        vec![Behaviour::rate_limited(
+            None,
+            daily_cap_body(epoch_ms(reset)),
+        )],
+    );
+    let gateway = two_keys(&mock, state_dir.path()).start().await;
+    assert_answered_by(&post_chat(&gateway, &chat_body()).await, RANK1, 2);
+
+    let keys_json = state_dir.path().join("keys.json");
+    let written = support::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&keys_json).is_ok_and(|t| t.contains("\"cooling\""))
+    })
+    .await;
+    assert!(written, "keys.json never recorded the cooling key");
+    let saved = std::fs::read(&keys_json).expect("keys.json");
+
+    // Past the reset, every read path sees key A as active again...
+    tokio::time::sleep(reset.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        gateway.metrics().await;
+        assert_eq!(support::get(gateway.addr, "/ready", &[]).await.status, 200);
+        assert_eq!(
+            key_entry(&admin_state(&gateway).await, "aaaa")["state"],
+            "active"
+        );
+    }
+    // ...and the saver, which wakes at once on a state change, has nothing to write.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        std::fs::read(&keys_json).expect("keys.json"),
+        saved,
+        "a read rewrote keys.json"
+    );
+}
