@@ -183,6 +183,11 @@ impl GatewayError {
         Self::new(400, "invalid_request_error", "bad_request", message)
     }
 
+    /// A 2xx upstream answer that could not be translated for the client's front.
+    pub fn bad_upstream_answer(message: impl Into<String>) -> Self {
+        Self::new(502, "upstream_error", "bad_upstream_answer", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "server_error", "internal_error", message)
     }

@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     ChatCompletions,
+    /// `POST /v1/responses` (SPEC §13).
+    Responses,
     /// `POST /anthropic/v1/messages` (SPEC §10).
     AnthropicMessages,
     /// `POST /anthropic/v1/messages/count_tokens`: answered locally.
@@ -27,6 +29,7 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Route::ChatCompletions => "chat_completions",
+            Route::Responses => "responses",
             Route::AnthropicMessages => "anthropic_messages",
             Route::AnthropicCountTokens => "anthropic_count_tokens",
             Route::AnthropicHello => "anthropic_hello",
@@ -55,6 +58,7 @@ pub fn route(method: &str, path_and_query: &str) -> Route {
         .unwrap_or(path);
     let (wanted, route) = match path {
         "/v1/chat/completions" => ("POST", Route::ChatCompletions),
+        "/v1/responses" => ("POST", Route::Responses),
         "/anthropic/v1/messages" => ("POST", Route::AnthropicMessages),
         "/anthropic/v1/messages/count_tokens" => ("POST", Route::AnthropicCountTokens),
         "/anthropic/api/hello" | "/anthropic" => ("GET", Route::AnthropicHello),
@@ -79,15 +83,22 @@ pub fn route(method: &str, path_and_query: &str) -> Route {
 pub enum FrontKind {
     OpenAi,
     Anthropic,
+    /// OpenAI Responses (SPEC §13): its errors are in the OpenAI shape too.
+    Responses,
 }
 
 impl FrontKind {
     /// Everything under `/anthropic/` (unknown paths included) answers in the Anthropic
-    /// shape, so Claude Code can read every error.
+    /// shape, so Claude Code can read every error; `/v1/responses` is the Responses front.
     pub fn of_path(path_and_query: &str) -> FrontKind {
         let path = path_and_query.split('?').next().unwrap_or_default();
         if path == "/anthropic" || path.starts_with("/anthropic/") {
             FrontKind::Anthropic
+        } else if matches!(
+            path.trim_end_matches('/'),
+            "/v1/responses" | "/api/v1/responses"
+        ) {
+            FrontKind::Responses
         } else {
             FrontKind::OpenAi
         }
@@ -108,6 +119,10 @@ mod tests {
                 Route::ChatCompletions,
             ),
             ("POST", "/v1/chat/completions/", Route::ChatCompletions),
+            ("POST", "/v1/responses", Route::Responses),
+            ("POST", "/api/v1/responses", Route::Responses),
+            ("GET", "/v1/responses", Route::WrongMethod("POST")),
+            ("POST", "/v1/responses/resp_1", Route::NotFound),
             ("GET", "/v1/chat/completions", Route::WrongMethod("POST")),
             ("GET", "/v1/models", Route::Models),
             ("GET", "/api/v1/models", Route::Models),
@@ -150,6 +165,9 @@ mod tests {
             ("/anthropic", FrontKind::Anthropic),
             ("/anthropicx/v1/messages", FrontKind::OpenAi),
             ("/v1/chat/completions?x=/anthropic/", FrontKind::OpenAi),
+            ("/v1/responses", FrontKind::Responses),
+            ("/api/v1/responses/?stream=1", FrontKind::Responses),
+            ("/v1/responses/resp_1", FrontKind::OpenAi),
         ];
         for (path, want) in cases {
             assert_eq!(FrontKind::of_path(path), want, "{path}");

@@ -5,18 +5,30 @@ use bytes::Bytes;
 
 use crate::domain::chat::ChatRequest;
 use crate::domain::error::GatewayError;
-use crate::fronts::{ClientAnswer, Front};
+use crate::fronts::{ClientAnswer, Front, Reply, Translated};
 use crate::gateway::stream::{error_event, Relay, DONE_EVENT};
 
 /// `/v1/chat/completions`.
 pub struct OpenAi;
 
 impl Front for OpenAi {
-    fn parse(&self, body: Bytes) -> Result<ChatRequest, GatewayError> {
-        ChatRequest::parse(body).map_err(GatewayError::from)
+    fn parse(&self, body: Bytes) -> Result<Translated, GatewayError> {
+        Ok(Translated {
+            chat: ChatRequest::parse(body)?,
+            reply: Box::new(Unchanged),
+        })
     }
 
-    fn complete(&self, status: u16, _model: &str, body: Bytes, _prompt: u64) -> ClientAnswer {
+    fn error_body(&self, error: &GatewayError) -> Vec<u8> {
+        error.openai_body()
+    }
+}
+
+/// Upstream's answer is the client's.
+struct Unchanged;
+
+impl Reply for Unchanged {
+    fn complete(&self, status: u16, _model: &str, body: Bytes) -> ClientAnswer {
         ClientAnswer {
             status,
             body,
@@ -24,12 +36,8 @@ impl Front for OpenAi {
         }
     }
 
-    fn relay(&self, _model: &str, _prompt_estimate: u64) -> Box<dyn Relay + Send> {
+    fn relay(&self, _model: &str) -> Box<dyn Relay + Send> {
         Box::new(Passthrough)
-    }
-
-    fn error_body(&self, error: &GatewayError) -> Vec<u8> {
-        error.openai_body()
     }
 }
 

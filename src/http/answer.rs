@@ -1,4 +1,4 @@
-//! Writing the chosen upstream answer downstream, through the client's front: a complete
+//! Writing the chosen upstream answer downstream, through the client's front (its [`Reply`]): a complete
 //! body translated at once, or a stream relayed chunk by chunk (SPEC §6).
 
 use std::time::SystemTime;
@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::fronts::Front;
+use crate::fronts::Reply;
 use crate::gateway::app::App;
 use crate::gateway::attempts;
 use crate::gateway::ctx::RequestCtx;
@@ -19,12 +19,12 @@ use crate::state::key_pool::KeyLease;
 pub async fn complete(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    front: &dyn Front,
+    reply: &dyn Reply,
     model: &str,
     upstream: &ResponseHeader,
     body: Bytes,
 ) {
-    let answer = front.complete(ctx.status, model, body, ctx.prompt_estimate);
+    let answer = reply.complete(ctx.status, model, body);
     ctx.status = answer.status;
     let header = respond::upstream_header(
         upstream,
@@ -64,7 +64,7 @@ pub async fn stream(
     session: &mut Session,
     ctx: &mut RequestCtx,
     app: &App,
-    front: &dyn Front,
+    reply: &dyn Reply,
     (model, key): (&str, &KeyLease),
     upstream: &ResponseHeader,
     live: Box<LiveStream>,
@@ -91,7 +91,7 @@ pub async fn stream(
     }
     ctx.ttfb = Some(ctx.started.elapsed());
     let idle = app.config.upstream.idle_timeout;
-    let relay = front.relay(model, ctx.prompt_estimate);
+    let relay = reply.relay(model);
     let forwarded = stream::forward_with(session, live, idle, &app.client, relay).await;
     ctx.bytes_forwarded = forwarded.bytes;
     ctx.events_forwarded = forwarded.events;

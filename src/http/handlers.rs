@@ -7,7 +7,7 @@ use pingora::proxy::Session;
 
 use crate::domain::error::{retry_after_secs, GatewayError};
 use crate::domain::route::Route;
-use crate::fronts::{anthropic, Front};
+use crate::fronts::{anthropic, Front, Translated};
 use crate::gateway::app::App;
 use crate::gateway::attempts::{self, Answer, AnswerBody};
 use crate::gateway::ctx::RequestCtx;
@@ -62,7 +62,9 @@ pub async fn serve(
             let (status, body) = admin_refresh(app).await;
             reply(session, ctx, status, body.to_string().into_bytes(), &[]).await
         }
-        Route::ChatCompletions | Route::AnthropicMessages => chat(app, front, session, ctx).await,
+        Route::ChatCompletions | Route::AnthropicMessages | Route::Responses => {
+            chat(app, front, session, ctx).await
+        }
         Route::AnthropicCountTokens => {
             // A local estimate, no upstream call, and — unlike chat — no charge against
             // the client's rpm (SPEC §10: Claude Code fires ~27 of these at once).
@@ -117,7 +119,7 @@ async fn chat(
         .client_limits
         .check(ctx.client.as_deref(), Instant::now())?;
     let body = body::read(session, app.config.limits.max_body_bytes).await?;
-    let req = front.parse(body)?;
+    let Translated { chat: req, reply } = front.parse(body)?;
     ctx.stream = req.stream;
     ctx.prompt_estimate = req.prompt_estimate();
 
@@ -140,10 +142,10 @@ async fn chat(
     ctx.status = upstream.status.as_u16();
     match body {
         AnswerBody::Complete(body) => {
-            answer::complete(session, ctx, front, &model, &upstream, body).await
+            answer::complete(session, ctx, &*reply, &model, &upstream, body).await
         }
         AnswerBody::Stream(live) => {
-            answer::stream(session, ctx, app, front, (&model, &key), &upstream, live).await
+            answer::stream(session, ctx, app, &*reply, (&model, &key), &upstream, live).await
         }
     }
     Ok(())

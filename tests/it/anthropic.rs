@@ -6,6 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::events::*;
 use crate::support::mock::{chunk_event, role_event, DONE_EVENT, PROCESSING_COMMENT};
 use crate::support::scenario::*;
 use crate::support::{Behaviour, GatewayBuilder, MockUpstream, Response, SseEnd, SseStep};
@@ -70,38 +71,6 @@ async fn stream(gateway: &support::Gateway, body: &Value) -> (support::StreamRes
     (response, String::from_utf8(text).expect("utf-8 stream"))
 }
 
-/// `event: X\ndata: {...}\n\n` events as (name, data) pairs; each data's `type` is its name.
-fn events(body: &str) -> Vec<(String, Value)> {
-    assert!(
-        body.ends_with("\n\n"),
-        "stream does not end an event: {body}"
-    );
-    body.split_terminator("\n\n")
-        .map(|event| {
-            let mut name = None;
-            let mut data = None;
-            for line in event.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str::<Value>(v).expect("JSON data"));
-                }
-            }
-            let (name, data) = (name.expect("event line"), data.expect("data line"));
-            assert_eq!(
-                data["type"],
-                name.as_str(),
-                "event name and data type agree"
-            );
-            (name, data)
-        })
-        .collect()
-}
-
-fn names(events: &[(String, Value)]) -> Vec<&str> {
-    events.iter().map(|(n, _)| n.as_str()).collect()
-}
-
 fn streamed_text(events: &[(String, Value)]) -> String {
     events
         .iter()
@@ -120,39 +89,6 @@ fn anthropic_error(response: &Response, status: u16, kind: &str) -> String {
         .as_str()
         .expect("error.message")
         .to_string()
-}
-
-fn sse(parts: &[String]) -> Behaviour {
-    Behaviour::sse(
-        parts.iter().map(|p| SseStep::Send(p.clone())).collect(),
-        SseEnd::Clean,
-    )
-}
-
-fn data(chunk: Value) -> String {
-    format!("data: {chunk}\n\n")
-}
-
-fn tool_delta(model: &str, index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> String {
-    let mut call = json!({"index": index, "type": "function", "function": {"arguments": args}});
-    if let Some(id) = id {
-        call["id"] = json!(id);
-    }
-    if let Some(name) = name {
-        call["function"]["name"] = json!(name);
-    }
-    data(json!({
-        "id": "gen-1", "object": "chat.completion.chunk", "model": model,
-        "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": null}]
-    }))
-}
-
-fn usage_event(model: &str, prompt: u64, completion: u64) -> String {
-    data(json!({
-        "id": "gen-1", "object": "chat.completion.chunk", "model": model, "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
-    }))
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod ops_rpm;
 mod ops_upgrade;
 mod packaging;
 mod request_log;
+mod responses;
 mod sse_incremental;
 mod streaming;
 mod support_selftest;

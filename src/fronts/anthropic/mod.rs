@@ -13,15 +13,12 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
-
 use bytes::Bytes;
 use serde_json::json;
 
 use crate::domain::chat::{estimate_tokens, ChatRequest};
 use crate::domain::error::GatewayError;
-use crate::fronts::{ClientAnswer, Front};
+use crate::fronts::{ClientAnswer, Front, Reply, Translated};
 use crate::gateway::stream::Relay;
 
 /// `HEAD/GET /anthropic/api/hello`: Claude Code's start-up connectivity probe.
@@ -31,28 +28,39 @@ pub const HELLO_BODY: &[u8] = br#"{"ok":true}"#;
 pub struct Anthropic;
 
 impl Front for Anthropic {
-    fn parse(&self, body: Bytes) -> Result<ChatRequest, GatewayError> {
-        chat_request(&body)
+    fn parse(&self, body: Bytes) -> Result<Translated, GatewayError> {
+        let chat = chat_request(&body)?;
+        let prompt_estimate = chat.prompt_estimate();
+        Ok(Translated {
+            chat,
+            reply: Box::new(MessagesReply { prompt_estimate }),
+        })
     }
 
+    fn error_body(&self, error: &GatewayError) -> Vec<u8> {
+        errors::error_body(error.status, &error.message)
+    }
+}
+
+/// Answers in the Messages shape; `message_start` and a usage-less answer carry the
+/// local prompt estimate.
+struct MessagesReply {
+    prompt_estimate: u64,
+}
+
+impl Reply for MessagesReply {
     /// A Messages answer for a 2xx, the upstream error in the Anthropic shape (same status)
     /// otherwise; 502 when a 2xx could not be translated. Always JSON, whatever upstream
     /// declared.
-    fn complete(
-        &self,
-        status: u16,
-        model: &str,
-        body: Bytes,
-        prompt_estimate: u64,
-    ) -> ClientAnswer {
+    fn complete(&self, status: u16, model: &str, body: Bytes) -> ClientAnswer {
         let (status, body) = if !(200..300).contains(&status) {
             (status, Bytes::from(response::upstream_error(status, &body)))
         } else {
-            match response::message(&body, &message_id(), model, prompt_estimate) {
+            match response::message(&body, &message_id(), model, self.prompt_estimate) {
                 Ok(out) => (status, Bytes::from(out)),
                 Err(e) => {
                     log::warn!("anthropic: {e}");
-                    (502, Bytes::from(errors::error_body(502, &e)))
+                    (502, Bytes::from(errors::error_body(502, &e.to_string())))
                 }
             }
         };
@@ -63,32 +71,24 @@ impl Front for Anthropic {
         }
     }
 
-    fn relay(&self, model: &str, prompt_estimate: u64) -> Box<dyn Relay + Send> {
+    fn relay(&self, model: &str) -> Box<dyn Relay + Send> {
         Box::new(stream::AnthropicRelay::new(stream::StreamTranslator::new(
             message_id(),
             model,
-            prompt_estimate,
+            self.prompt_estimate,
         )))
-    }
-
-    fn error_body(&self, error: &GatewayError) -> Vec<u8> {
-        errors::error_body(error.status, &error.message)
     }
 }
 
 /// Translate a `/v1/messages` body into the chat request that gets routed.
 pub fn chat_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let chat = request::translate(body).map_err(|e| GatewayError::invalid_request(e.0))?;
-    let bytes = serde_json::to_vec(&chat)
-        .map_err(|e| GatewayError::internal(format!("serializing the chat body failed: {e}")))?;
-    ChatRequest::parse(Bytes::from(bytes)).map_err(|e| GatewayError::invalid_request(e.to_string()))
+    request::translate(body)?.to_request()
 }
 
 /// `/v1/messages/count_tokens`: `{"input_tokens": n}` from the translated body, no upstream
 /// call (Claude Code fires dozens of these at once).
 pub fn count_tokens(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
-    let invalid = |e: request::Invalid| GatewayError::invalid_request(e.0);
-    let chat = request::to_chat(request::parse(body).map_err(invalid)?).map_err(invalid)?;
+    let chat = request::to_chat(request::parse(body)?)?;
     let bytes = serde_json::to_vec(&chat)
         .map_err(|e| GatewayError::internal(format!("serializing the chat body failed: {e}")))?;
     Ok(json!({"input_tokens": estimate_tokens(bytes.len())})
@@ -96,12 +96,9 @@ pub fn count_tokens(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
         .into_bytes())
 }
 
-/// A fresh `msg_...` id: unique within the process (counter) and across restarts (time).
+/// A fresh `msg_...` id.
 fn message_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = crate::util::time::epoch_nanos(SystemTime::now());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("msg_{nanos:016x}{n:08x}")
+    format!("msg_{}", crate::fronts::unique_token())
 }
 
 #[cfg(test)]

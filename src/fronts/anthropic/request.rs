@@ -6,22 +6,16 @@
 //! meaning (`thinking`, `context_management`, `metadata`, `cache_control`, `top_k`,
 //! `defer_loading`, ...) are simply not read: serde ignores unknown fields.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::chat::RequestError;
+use crate::fronts::chat_wire::{
+    ChatBody, ChatFunctionCall, ChatMessage, ChatTool, ChatToolCall, FunctionDef, StreamOptions,
+    UserContent,
+};
+pub use crate::fronts::Invalid;
 
 use super::messages::*;
-
-/// Why a Messages request cannot be translated: answered 400 `invalid_request_error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid(pub String);
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The `max_tokens` a Messages request must carry; Anthropic's API answers 400 without it.
 const MAX_TOKENS_REQUIRED: &str = "max_tokens: Field required";
@@ -29,91 +23,6 @@ const MAX_TOKENS_REQUIRED: &str = "max_tokens: Field required";
 /// Media the free models behind the gateway cannot be sent through this translation.
 const MEDIA_UNSUPPORTED: &str =
     "image and document content blocks are not supported by this gateway; send text only";
-
-// ---- What goes upstream ----------------------------------------------------------------
-
-#[derive(Debug, Serialize)]
-pub struct ChatBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    messages: Vec<ChatMessage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stop: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tools: Option<Vec<ChatTool>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<Value>,
-}
-
-#[derive(Debug, Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "role", rename_all = "lowercase")]
-enum ChatMessage {
-    System {
-        content: String,
-    },
-    User {
-        content: String,
-    },
-    Assistant {
-        /// `null` when the turn is only tool calls (what OpenAI clients send).
-        content: Option<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        tool_calls: Vec<ChatToolCall>,
-    },
-    Tool {
-        tool_call_id: String,
-        content: String,
-    },
-}
-
-#[derive(Debug, Serialize)]
-struct ChatToolCall {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionCall,
-}
-
-#[derive(Debug, Serialize)]
-struct FunctionCall {
-    name: String,
-    arguments: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ChatTool {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionDef,
-}
-
-#[derive(Debug, Serialize)]
-struct FunctionDef {
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<Value>,
-}
 
 // ---- Translation -----------------------------------------------------------------------
 
@@ -223,7 +132,9 @@ fn texts(content: Content) -> Result<Vec<String>, Invalid> {
 fn user_messages(content: Content, out: &mut Vec<ChatMessage>) -> Result<(), Invalid> {
     let blocks = match content {
         Content::Text(text) => {
-            out.push(ChatMessage::User { content: text });
+            out.push(ChatMessage::User {
+                content: UserContent::Text(text),
+            });
             return Ok(());
         }
         Content::Blocks(blocks) => blocks,
@@ -256,7 +167,7 @@ fn user_messages(content: Content, out: &mut Vec<ChatMessage>) -> Result<(), Inv
     }
     if !text.is_empty() {
         out.push(ChatMessage::User {
-            content: text.join("\n\n"),
+            content: UserContent::Text(text.join("\n\n")),
         });
     }
     Ok(())
@@ -304,7 +215,7 @@ fn assistant_message(content: Content) -> Result<Option<ChatMessage>, Invalid> {
             Block::ToolUse { id, name, input } => tool_calls.push(ChatToolCall {
                 id,
                 kind: "function",
-                function: FunctionCall {
+                function: ChatFunctionCall {
                     name,
                     arguments: input
                         .filter(|v| !v.is_null())
@@ -340,6 +251,7 @@ fn chat_tool(tool: Tool) -> Option<ChatTool> {
             description: tool.description,
             // Passed through as sent, `$schema` included.
             parameters: tool.input_schema,
+            strict: None,
         },
     })
 }

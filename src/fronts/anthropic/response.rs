@@ -3,62 +3,12 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::errors::error_body;
 use crate::domain::outcome::UpstreamError;
-
-// ---- What upstream answers -------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct Completion {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Option<AssistantMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AssistantMessage {
-    /// A string, or (rarely) an array of text parts.
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCall>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolCall {
-    #[serde(default)]
-    id: Option<String>,
-    function: FunctionCall,
-}
-
-#[derive(Debug, Deserialize)]
-struct FunctionCall {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: Option<String>,
-}
-
-/// The `usage` object of a completion or of a stream's final chunk.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct ChatUsage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
-}
+use crate::fronts::chat_wire::{content_text, parse_completion, AnswerError, ChatUsage};
 
 // ---- What the client gets --------------------------------------------------------------
 
@@ -147,22 +97,14 @@ pub fn tool_input(arguments: &str, tool: &str) -> Value {
     }
 }
 
-/// The text of a chat message's `content`.
-fn content_text(content: Option<Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text,
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    }
-}
-
 /// Translate a 2xx chat completion body into a Messages answer.
-pub fn message(body: &[u8], id: &str, model: &str, input_estimate: u64) -> Result<Vec<u8>, String> {
-    let completion: Completion = serde_json::from_slice(body)
-        .map_err(|e| format!("the upstream answer is not a chat completion: {e}"))?;
+pub fn message(
+    body: &[u8],
+    id: &str,
+    model: &str,
+    input_estimate: u64,
+) -> Result<Vec<u8>, AnswerError> {
+    let completion = parse_completion(body)?;
     let choice = completion.choices.into_iter().next();
     let finish_reason = choice.as_ref().and_then(|c| c.finish_reason.clone());
     let message = choice.and_then(|c| c.message);
@@ -193,7 +135,7 @@ pub fn message(body: &[u8], id: &str, model: &str, input_estimate: u64) -> Resul
         stop_sequence: None,
         usage: Usage::from_chat(completion.usage, input_estimate),
     };
-    serde_json::to_vec(&out).map_err(|e| format!("serializing the answer failed: {e}"))
+    serde_json::to_vec(&out).map_err(AnswerError::Serialize)
 }
 
 /// Upstream's tool call id, or one derived from the message id when it sent none.

@@ -5,62 +5,20 @@
 //! [`AnthropicRelay`] only after `stream::peek` has seen the first content event, so a
 //! model that fails in its first event never produces a byte here (SPEC §6).
 
-use std::borrow::Cow;
-
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::errors::error_type;
-use super::response::{stop_reason, tool_id, ChatUsage, Usage};
+use super::response::{stop_reason, tool_id, Usage};
 use crate::domain::outcome::UpstreamError;
-use crate::domain::sse::{SseEvent, SseScanner};
+use crate::fronts::chat_wire::{
+    ChatUsage, Chunk, ChunkTranslator, ToolCallDelta, TranslatingRelay,
+};
+
+/// The Anthropic stream relay: a [`StreamTranslator`] driven by the shared chat relay.
+pub type AnthropicRelay = TranslatingRelay<StreamTranslator>;
 
 // ---- Upstream chunks -------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<DeltaIn<'a>>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    tool_calls: Vec<ToolCallDelta<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolCallDelta<'a> {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default, borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
-}
 
 // ---- Anthropic events on the hot path ----------------------------------------------------
 
@@ -147,12 +105,12 @@ impl StreamTranslator {
     }
 
     /// Translate one complete SSE data payload.
-    pub fn data(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+    fn translate(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
         if payload.trim_ascii() == b"[DONE]" {
-            self.finish(out);
+            self.close(out);
             return;
         }
         let chunk: Chunk<'_> = match serde_json::from_slice(payload) {
@@ -164,7 +122,7 @@ impl StreamTranslator {
         };
         if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
             let (kind, message) = upstream_error(&error);
-            self.fail(kind, &message, out);
+            self.fail_with(kind, &message, out);
             return;
         }
         self.start(out);
@@ -187,7 +145,7 @@ impl StreamTranslator {
     }
 
     /// Upstream ended (after `[DONE]`, or cleanly without it): close the message.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    fn close(&mut self, out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
@@ -209,7 +167,7 @@ impl StreamTranslator {
 
     /// End the stream with an `event: error` (an upstream error event, a stall, a broken
     /// connection). Open blocks stay unclosed, as Anthropic's own API does.
-    pub fn fail(&mut self, kind: &str, message: &str, out: &mut Vec<u8>) {
+    fn fail_with(&mut self, kind: &str, message: &str, out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
@@ -385,6 +343,26 @@ impl StreamTranslator {
     }
 }
 
+impl ChunkTranslator for StreamTranslator {
+    fn data(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        self.translate(payload, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.close(out);
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        // Anthropic's error events carry a type, not a code: the gateway's code goes into
+        // the message, where a user reporting it can quote it.
+        if code == "upstream_error" {
+            self.fail_with("api_error", message, out);
+        } else {
+            self.fail_with("api_error", &format!("{message} ({code})"), out);
+        }
+    }
+}
+
 /// The Anthropic error type and message of an upstream in-stream `error` object.
 fn upstream_error(error: &Value) -> (&'static str, String) {
     let error = UpstreamError::from_object(error);
@@ -396,63 +374,14 @@ fn upstream_error(error: &Value) -> (&'static str, String) {
     (error.code.map_or("api_error", error_type), message)
 }
 
-/// Drives a [`StreamTranslator`] from raw upstream chunks inside `stream::forward_with`.
-pub struct AnthropicRelay {
-    scanner: SseScanner,
-    translator: StreamTranslator,
-}
-
-impl AnthropicRelay {
-    pub fn new(translator: StreamTranslator) -> Self {
-        AnthropicRelay {
-            scanner: SseScanner::new(),
-            translator,
-        }
-    }
-}
-
-impl crate::gateway::stream::Relay for AnthropicRelay {
-    fn chunk(&mut self, chunk: Bytes) -> Bytes {
-        let mut out = Vec::new();
-        let translator = &mut self.translator;
-        self.scanner.feed_with_data(&chunk, |event, data| {
-            if event != SseEvent::NoData {
-                translator.data(data, &mut out);
-            }
-        });
-        Bytes::from(out)
-    }
-
-    fn after_error(&mut self, _saw_done: bool) -> Bytes {
-        // The error event itself was translated in `chunk`; this only guards the end.
-        let mut out = Vec::new();
-        self.translator.fail(
-            "api_error",
-            "the upstream model reported an error",
-            &mut out,
-        );
-        Bytes::from(out)
-    }
-
-    fn end(&mut self, _saw_done: bool) -> Bytes {
-        let mut out = Vec::new();
-        self.translator.finish(&mut out);
-        Bytes::from(out)
-    }
-
-    fn gateway_error(&mut self, code: &str, message: &str) -> Bytes {
-        let mut out = Vec::new();
-        self.translator
-            .fail("api_error", &format!("{message} ({code})"), &mut out);
-        Bytes::from(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     /// Run payloads through a translator; return (event name, data) pairs.
+    use crate::fronts::chat_wire::ChunkTranslator;
+
     fn run(payloads: &[Value], done: bool) -> Vec<(String, Value)> {
         let mut t = StreamTranslator::new("msg_t", "m/x:free", 42);
         let mut out = Vec::new();

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod events;
 pub mod gateway;
 pub mod mock;
 pub mod scenario;
