@@ -18,7 +18,7 @@ fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mock_port=$(free_port); gw_port=$(free_port); metrics_port=$(free_port)
-MOCK_LOG="$work/mock.log" MOCK_REPLY="PONG from the free model" python3 tests/clients/openai_mock.py "$mock_port" & pids+=($!)
+MOCK_LOG="$work/mock.log" MOCK_REPLY="PONG from the free model" MOCK_TOOL='get_weather:{"city":"Paris"}' python3 tests/clients/openai_mock.py "$mock_port" & pids+=($!)
 cat > "$work/config.yaml" <<YAML
 listen: "127.0.0.1:$gw_port"
 metrics_listen: "127.0.0.1:$metrics_port"

@@ -25,3 +25,29 @@ print("stream ok:", text.strip())
 models = [m.id for m in client.models.list()]
 assert models[0] == "auto", models
 print("models ok:", len(models), "entries, first", models[0])
+
+# The Responses API (SPEC §13): non-streamed, streamed, and a function tool round trip.
+resp = client.responses.create(model="auto", instructions="Be brief.", input="Hi")
+assert expected in resp.output_text, resp
+assert resp.status == "completed" and resp.id.startswith("resp_"), resp
+print("responses ok:", resp.model, resp.usage.total_tokens, "tokens")
+
+events = list(client.responses.create(model="auto", input="Hi", stream=True))
+kinds = [e.type for e in events]
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+assert expected in streamed, streamed
+assert expected in events[-1].response.output_text
+print("responses stream ok:", len(events), "events")
+
+weather = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"]}}
+first = client.responses.create(model="auto", input="Weather in Paris?", tools=[weather])
+call = next(item for item in first.output if item.type == "function_call")
+assert call.name == "get_weather" and '"Paris"' in call.arguments, call
+history = [{"role": "user", "content": "Weather in Paris?"}, call.model_dump(exclude_none=True),
+           {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}]
+second = client.responses.create(model="auto", input=history, tools=[weather])
+assert "sunny, 21 C" in second.output_text, second
+print("responses tool ok:", call.call_id, "->", second.output_text.strip())
