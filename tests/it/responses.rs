@@ -32,7 +32,7 @@ const CODEX_HEADERS: [(&str, &str); 5] = [
 
 fn codex_fixture() -> Value {
     serde_json::from_str(include_str!(
-        "../../../shared/fixtures/codex-0.171.0-responses-requests.json"
+        "../fixtures/codex-0.171.0-responses-requests.json"
     ))
     .expect("the Codex fixture is JSON")
 }

@@ -897,7 +897,7 @@ mod tests {
     #[test]
     fn codex_fixture_requests_translate() {
         let fixture: Value = serde_json::from_str(include_str!(
-            "../../../../shared/fixtures/codex-0.171.0-responses-requests.json"
+            "../../../tests/fixtures/codex-0.171.0-responses-requests.json"
         ))
         .expect("fixture");
         for (n, recorded) in fixture["requests"].as_array().unwrap().iter().enumerate() {
