@@ -78,6 +78,8 @@ pub struct Config {
     pub routing: RoutingSettings,
     pub auth: AuthSettings,
     pub limits: LimitsSettings,
+    /// Free providers beside OpenRouter (SPEC §12), in file order.
+    pub providers: Vec<ProviderSettings>,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             routing: RoutingSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitsSettings::default(),
+            providers: Vec::new(),
         }
     }
 }
@@ -143,6 +146,8 @@ pub struct UpstreamSettings {
     pub timeout: Duration,
     /// Longest silence tolerated inside a streamed body.
     pub idle_timeout: Duration,
+    /// OpenRouter's free-tier limits per account; `rpd: 0` = learn it from `GET /key`.
+    pub limits: RateLimits,
 }
 
 impl Default for UpstreamSettings {
@@ -160,6 +165,7 @@ impl Default for UpstreamSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            limits: RateLimits::default(),
         }
     }
 }
@@ -174,6 +180,7 @@ impl fmt::Debug for UpstreamSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -212,6 +219,16 @@ pub struct RoutingSettings {
     pub error_cooldown: Duration,
     /// Try the list's `fallback.id` last.
     pub use_list_fallback: bool,
+    /// Endpoint order within one model, by provider name (SPEC §12). Resolved: every
+    /// provider appears once — the named ones first, then `openrouter` and the rest in
+    /// file order.
+    pub provider_order: Vec<String>,
+    /// Attempts per endpoint that live health judges (at least 5).
+    pub health_window: u32,
+    /// Median time to first byte above which an endpoint is demoted.
+    pub slow_ttfb: Duration,
+    /// How long a demotion lasts before the endpoint is judged afresh.
+    pub demotion: Duration,
 }
 
 impl Default for RoutingSettings {
@@ -222,6 +239,10 @@ impl Default for RoutingSettings {
             rate_limit_cooldown: Duration::from_secs(300),
             error_cooldown: Duration::from_secs(60),
             use_list_fallback: true,
+            provider_order: Vec::new(),
+            health_window: 20,
+            slow_ttfb: Duration::from_secs(20),
+            demotion: Duration::from_secs(120),
         }
     }
 }
@@ -356,6 +377,7 @@ impl Config {
             routing: read_routing(root.section("routing")?)?,
             auth: read_auth(root.section("auth")?, env)?,
             limits: read_limits(root.section("limits")?)?,
+            providers: Vec::new(),
         };
         root.finish()?;
         config.validate()?;
@@ -397,3 +419,94 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Known free-tier limits of one limiter (SPEC §12). `0` = no local limit for that
+/// window (at OpenRouter, `rpd: 0` means "learn it from `GET /key`").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per sliding 60 s.
+    pub rpm: u32,
+    /// Requests per UTC day.
+    pub rpd: u32,
+}
+
+/// The provider name OpenRouter (`upstream:`) always has.
+pub const OPENROUTER: &str = "openrouter";
+
+/// One free OpenAI-compatible provider beside OpenRouter (SPEC §12 `providers:`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// `[a-z0-9_-]{1,32}`, unique, not `openrouter`.
+    pub name: String,
+    /// Its OpenAI-compatible root; `/chat/completions` is appended.
+    pub base_url: HttpUrl,
+    /// As `upstream.api_keys`: trimmed, non-empty, without duplicates.
+    pub api_keys: Vec<String>,
+    pub api_keys_file: Option<PathBuf>,
+    pub api_keys_url: Option<HttpUrl>,
+    /// Per key and model, unless a model entry carries its own.
+    pub limits: RateLimits,
+    /// Extra request headers (`headers: {name: value}`), names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// At least one.
+    pub models: Vec<ProviderModel>,
+}
+
+impl fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_keys", &MaskedList(&self.api_keys))
+            .field("api_keys_file", &self.api_keys_file)
+            .field("api_keys_url", &self.api_keys_url)
+            .field("limits", &self.limits)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+/// One model a provider serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderModel {
+    /// A model of the ranked list, served here under the provider's own `id`.
+    SameAs {
+        listed_id: String,
+        /// The provider's id for it (default: the listed id).
+        id: String,
+        /// Replaces the provider's `limits` for this model.
+        limits: Option<RateLimits>,
+    },
+    /// A model the list does not have, described here.
+    Extra(ExtraModel),
+}
+
+/// A provider's own model, routed as if it were listed (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraModel {
+    /// Routed id and the provider's id at once.
+    pub id: String,
+    /// Placed right after this listed id; `None` = after every listed model.
+    pub after: Option<String>,
+    pub context_length: u64,
+    pub max_completion_tokens: Option<u64>,
+    /// Absent flags follow the §4 defaults.
+    pub capabilities: DeclaredCapabilities,
+    pub limits: Option<RateLimits>,
+}
+
+/// Capability flags as written in the file; `None` = not said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeclaredCapabilities {
+    pub tools: Option<bool>,
+    pub tool_choice: Option<bool>,
+    pub structured_outputs: Option<bool>,
+    pub response_format: Option<bool>,
+    pub reasoning: Option<bool>,
+    pub seed: Option<bool>,
+    pub stop: Option<bool>,
+}
