@@ -54,6 +54,7 @@ pub(super) fn read_upstream(
         connect_timeout: t.get("connect_timeout_secs", d.connect_timeout, Field::secs)?,
         timeout: t.get("timeout_secs", d.timeout, Field::secs)?,
         idle_timeout: t.get("idle_timeout_secs", d.idle_timeout, Field::secs)?,
+        limits: d.limits,
     };
     t.finish()?;
 
@@ -88,6 +89,10 @@ pub(super) fn read_routing(mut t: Table) -> Result<RoutingSettings> {
         )?,
         error_cooldown: t.get("error_cooldown_secs", d.error_cooldown, Field::secs)?,
         use_list_fallback: t.get("use_list_fallback", d.use_list_fallback, Field::bool)?,
+        provider_order: d.provider_order,
+        health_window: d.health_window,
+        slow_ttfb: d.slow_ttfb,
+        demotion: d.demotion,
     };
     t.finish()?;
     Ok(routing)
