@@ -113,6 +113,7 @@ fn defaults_match_the_spec() {
             rate_limit_cooldown: Duration::from_secs(300),
             error_cooldown: Duration::from_secs(60),
             use_list_fallback: true,
+            ..RoutingSettings::default()
         }
     );
     assert!(c.auth.client_keys.is_empty() && c.auth.admin_keys.is_empty());
@@ -276,6 +277,7 @@ limits:
             rate_limit_cooldown: Duration::from_secs(11),
             error_cooldown: Duration::from_secs(12),
             use_list_fallback: false,
+            ..RoutingSettings::default()
         }
     );
     assert_eq!(c.auth.client_keys[0].rpm, None);

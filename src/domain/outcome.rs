@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::domain::provider::{LimitScope, Quirks};
+use crate::domain::reset_hints::{names_per_day_quota, reset_hint};
 use crate::util::time::next_utc_midnight;
 
 use http::HeaderMap;
@@ -12,13 +14,15 @@ use serde_json::Value;
 const MAX_HINTED_COOLDOWN: Duration = Duration::from_secs(48 * 3600);
 const OUT_OF_CREDITS_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
 
-/// Cooldown lengths the operator configured.
+/// How to read one provider's answers: the cooldown lengths the operator configured,
+/// and the provider's quirks (SPEC §12).
 #[derive(Debug, Clone, Copy)]
 pub struct CooldownPolicy {
     pub rate_limit: Duration,
     pub error: Duration,
     /// A model that does not exist rests until the next list refresh, at most this long.
     pub until_refresh: Duration,
+    pub quirks: Quirks,
 }
 
 /// Why a model was set aside.
@@ -38,6 +42,8 @@ pub enum KeyFault {
     DailyCap,
     PaymentRequired,
     Unauthorized,
+    /// A per-minute limit of a provider whose free limits are per key and model.
+    RateLimited,
 }
 
 impl KeyFault {
@@ -46,6 +52,7 @@ impl KeyFault {
             KeyFault::DailyCap,
             KeyFault::PaymentRequired,
             KeyFault::Unauthorized,
+            KeyFault::RateLimited,
         ]
         .into_iter()
         .find(|f| f.as_str() == text)
@@ -56,6 +63,7 @@ impl KeyFault {
             KeyFault::DailyCap => "daily_cap",
             KeyFault::PaymentRequired => "payment_required",
             KeyFault::Unauthorized => "unauthorized",
+            KeyFault::RateLimited => "rate_limited",
         }
     }
 }
@@ -75,6 +83,9 @@ pub enum Outcome {
     },
     /// Cool the key until `until`; retry the same model with the next key.
     KeyCooldown { fault: KeyFault, until: SystemTime },
+    /// Rest the key for this endpoint only (a provider whose free limits are per key
+    /// and model, SPEC §12); retry the same endpoint with the next key.
+    KeyRest { fault: KeyFault, until: SystemTime },
     /// Disable the key until reload or admin reset; retry with the next key.
     KeyDisabled,
 }
@@ -93,9 +104,11 @@ impl Outcome {
                 ModelFault::ConnectFailed => "connect_failed",
                 ModelFault::BrokenResponse => "broken_response",
             },
-            Outcome::KeyCooldown { fault, .. } => match fault {
+            Outcome::KeyCooldown { fault, .. } | Outcome::KeyRest { fault, .. } => match fault {
                 KeyFault::DailyCap => "key_daily_cap",
-                _ => "key_payment_required",
+                KeyFault::RateLimited => "key_rate_limited",
+                KeyFault::Unauthorized => "key_unauthorized",
+                KeyFault::PaymentRequired => "key_payment_required",
             },
             Outcome::KeyDisabled => "key_unauthorized",
         }
@@ -104,9 +117,9 @@ impl Outcome {
     /// The cooldown end this outcome imposes, if any.
     pub fn cooldown_until(&self) -> Option<SystemTime> {
         match self {
-            Outcome::ModelCooldown { until, .. } | Outcome::KeyCooldown { until, .. } => {
-                Some(*until)
-            }
+            Outcome::ModelCooldown { until, .. }
+            | Outcome::KeyCooldown { until, .. }
+            | Outcome::KeyRest { until, .. } => Some(*until),
             _ => None,
         }
     }
@@ -135,18 +148,26 @@ impl std::fmt::Display for TransportFailure {
     }
 }
 
-/// The `error` object OpenRouter puts in error bodies and inside HTTP 200 answers.
+/// The `error` object OpenRouter puts in error bodies and inside HTTP 200 answers (other
+/// providers' error objects are read the same way).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpstreamError {
     /// `error.code` when numeric (an HTTP-like status).
     pub code: Option<u16>,
     pub message: String,
     pub metadata: Option<Value>,
+    /// The whole object, for provider-specific details (Gemini's `details[]`).
+    pub object: Value,
 }
 
 impl UpstreamError {
-    /// Extract the top-level `error` object of a JSON document, if it has one.
+    /// Extract the top-level `error` object of a JSON document, if it has one. Gemini's
+    /// OpenAI endpoint wraps it in an array: `[{"error": {...}}]`.
     pub fn from_document(doc: &Value) -> Option<UpstreamError> {
+        let doc = match doc {
+            Value::Array(items) => items.first()?,
+            other => other,
+        };
         let error = doc.get("error")?;
         if error.is_null() {
             return None;
@@ -169,6 +190,7 @@ impl UpstreamError {
                 _ => error.as_str().unwrap_or_default().to_string(),
             },
             metadata: error.get("metadata").cloned(),
+            object: error.clone(),
         }
     }
 
@@ -270,6 +292,27 @@ pub fn classify(
     };
     match status {
         200..=299 => Outcome::Success,
+        429 if policy.quirks.limit_scope == LimitScope::KeyAndModel => {
+            // Free limits per key and model: the key rests for this endpoint only, until
+            // the announced reset; a per-day quota without one lasts until 00:00 UTC.
+            let per_day = error.is_some_and(|e| names_per_day_quota(&e.message, Some(&e.object)));
+            let announced = reset_hint(headers, error.map(|e| &e.object), now).or_else(reset);
+            let (fault, until) = if per_day {
+                (
+                    KeyFault::DailyCap,
+                    announced.unwrap_or_else(|| next_utc_midnight(now)),
+                )
+            } else {
+                (
+                    KeyFault::RateLimited,
+                    announced.unwrap_or(now + policy.rate_limit),
+                )
+            };
+            Outcome::KeyRest {
+                fault,
+                until: bounded(until, now),
+            }
+        }
         429 if error.is_some_and(UpstreamError::is_account_daily_cap) => Outcome::KeyCooldown {
             fault: KeyFault::DailyCap,
             until: bounded(reset().unwrap_or_else(|| next_utc_midnight(now)), now),
@@ -353,6 +396,7 @@ mod tests {
         rate_limit: Duration::from_secs(300),
         error: Duration::from_secs(60),
         until_refresh: Duration::from_secs(3600),
+        quirks: Quirks::OPENROUTER,
     };
 
     fn now() -> SystemTime {

@@ -1,11 +1,13 @@
-//! Candidate selection (SPEC §4): which models may serve a request, in which order, and
-//! with which completion budget. Pure: the snapshot, the request's needs and the cooldown
-//! view go in, an ordered plan comes out.
+//! Candidate selection (SPEC §4, §12): which models may serve a request, at which of
+//! their endpoints, in which order, and with which completion budget. Pure: the
+//! catalogue, the request's needs and each endpoint's readiness go in, an ordered plan
+//! comes out.
 
 use std::time::{Duration, SystemTime};
 
+use crate::domain::catalogue::{Catalogue, Endpoint};
 use crate::domain::chat::Needs;
-use crate::domain::models::{Model, Snapshot};
+use crate::domain::models::Model;
 
 /// Completion budget assumed when the client sets none, and the floor a clamped
 /// candidate must still be able to give.
@@ -21,26 +23,42 @@ pub struct RouteRequest<'a> {
     pub requested_budget: Option<u64>,
 }
 
+/// One planned attempt target: a model at one of its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
+    /// The routed model's id (listed, or a provider's extra model).
     pub model_id: String,
+    /// Where it is tried; the body carries `endpoint.provider_model`.
+    pub endpoint: Endpoint,
     /// `Some(n)`: the body sent to this candidate carries the budget lowered to `n`.
     pub budget_clamp: Option<u64>,
     /// The list's `fallback.id`, tried last.
     pub is_list_fallback: bool,
 }
 
+/// Whether an endpoint can take an attempt now (SPEC §12 "Order").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Usable, but live health put it behind every healthy candidate.
+    Demoted,
+    /// Cooling, or every key of it is resting or at a known limit, until then.
+    NotBefore(SystemTime),
+    /// Its provider has no usable key (none configured, or all disabled).
+    NoUsableKey,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
+    /// Healthy candidates in rank order, then demoted ones in rank order.
     Try(Vec<Candidate>),
     /// No model supports what the request uses; names the missing capabilities.
-    NoCapableModel {
-        missing: Vec<&'static str>,
-    },
-    /// Every capable model is cooling; the earliest is usable again after `retry_after`.
-    AllCooling {
-        retry_after: Duration,
-    },
+    NoCapableModel { missing: Vec<&'static str> },
+    /// Every capable endpoint is cooling or out of quota; the earliest is usable again
+    /// after `retry_after`.
+    AllCooling { retry_after: Duration },
+    /// No endpoint of any capable model has a usable key.
+    NoUsableKey,
 }
 
 const CAPABILITY_NAMES: [&str; 7] = [
@@ -103,14 +121,14 @@ fn fit(model: &Model, req: &RouteRequest<'_>) -> Option<(Fit, Option<u64>)> {
     Some((kind, clamp))
 }
 
-/// Plan the attempts for one request. `cooling_until(model_id)` reports a model's
-/// cooldown end if it is cooling at `now`.
+/// Plan the attempts for one request. `readiness(endpoint)` reports whether an
+/// endpoint can take an attempt at `now`.
 pub fn plan(
-    snapshot: &Snapshot,
+    catalogue: &Catalogue,
     req: &RouteRequest<'_>,
     use_list_fallback: bool,
     now: SystemTime,
-    cooling_until: impl Fn(&str) -> Option<SystemTime>,
+    readiness: impl Fn(&Endpoint) -> Readiness,
 ) -> Plan {
     let mut fitting = Vec::new();
     let mut clamped = Vec::new();
@@ -118,7 +136,8 @@ pub fn plan(
     let mut capable_any = false;
     let mut missing_everywhere: Option<Vec<&'static str>> = None;
 
-    for model in &snapshot.list.models {
+    for routed in &catalogue.models {
+        let model = &routed.model;
         let missing = missing_capabilities(model, &req.needs);
         if !missing.is_empty() {
             // Track the capabilities that no model has at all, for the error message.
@@ -132,28 +151,20 @@ pub fn plan(
         let Some((kind, budget_clamp)) = fit(model, req) else {
             continue;
         };
-        let candidate = Candidate {
-            model_id: model.id.clone(),
-            budget_clamp,
-            is_list_fallback: false,
-        };
+        let entry = (routed, budget_clamp, false);
         if req.pinned_model == Some(model.id.as_str()) {
-            pinned = Some(candidate);
+            pinned = Some(entry);
         } else if kind == Fit::Full {
-            fitting.push(candidate);
+            fitting.push(entry);
         } else {
-            clamped.push(candidate);
+            clamped.push(entry);
         }
     }
 
-    let mut ordered: Vec<Candidate> = pinned.into_iter().chain(fitting).chain(clamped).collect();
+    let mut ordered: Vec<_> = pinned.into_iter().chain(fitting).chain(clamped).collect();
     if use_list_fallback {
-        if let Some(id) = &snapshot.list.fallback {
-            ordered.push(Candidate {
-                model_id: id.clone(),
-                budget_clamp: None,
-                is_list_fallback: true,
-            });
+        if let Some(fallback) = &catalogue.fallback {
+            ordered.push((fallback, None, true));
         }
     }
     if ordered.is_empty() {
@@ -167,43 +178,52 @@ pub fn plan(
         return Plan::NoCapableModel { missing };
     }
 
+    let mut healthy = Vec::new();
+    let mut demoted = Vec::new();
     let mut earliest: Option<SystemTime> = None;
-    ordered.retain(|c| match cooling_until(&c.model_id) {
-        Some(until) if until > now => {
-            earliest = Some(earliest.map_or(until, |e| e.min(until)));
-            false
+    for (routed, budget_clamp, is_list_fallback) in ordered {
+        for endpoint in &routed.endpoints {
+            let candidate = || Candidate {
+                model_id: routed.model.id.clone(),
+                endpoint: endpoint.clone(),
+                budget_clamp,
+                is_list_fallback,
+            };
+            match readiness(endpoint) {
+                Readiness::Ready => healthy.push(candidate()),
+                Readiness::Demoted => demoted.push(candidate()),
+                Readiness::NotBefore(until) if until > now => {
+                    earliest = Some(earliest.map_or(until, |e| e.min(until)));
+                }
+                Readiness::NotBefore(_) => healthy.push(candidate()),
+                Readiness::NoUsableKey => {}
+            }
         }
-        _ => true,
-    });
+    }
+    healthy.extend(demoted);
     match earliest {
-        Some(until) if ordered.is_empty() => Plan::AllCooling {
+        _ if !healthy.is_empty() => Plan::Try(healthy),
+        Some(until) => Plan::AllCooling {
             retry_after: until.duration_since(now).unwrap_or_default(),
         },
-        _ => Plan::Try(ordered),
+        None => Plan::NoUsableKey,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::models::{parse_list, ListSource, EMBEDDED_LIST};
+    use crate::domain::catalogue;
+    use crate::domain::models::{parse_list, EMBEDDED_LIST};
     use std::collections::HashMap;
     use std::time::UNIX_EPOCH;
 
-    fn snapshot(doc: &str) -> Snapshot {
-        Snapshot {
-            list: parse_list(doc.as_bytes()).unwrap(),
-            source: ListSource::Embedded,
-            loaded_at: UNIX_EPOCH,
-        }
+    fn snapshot(doc: &str) -> Catalogue {
+        catalogue::build(&parse_list(doc.as_bytes()).unwrap(), &[], &[0])
     }
 
-    fn fixture() -> Snapshot {
-        Snapshot {
-            list: parse_list(EMBEDDED_LIST).unwrap(),
-            source: ListSource::Embedded,
-            loaded_at: UNIX_EPOCH,
-        }
+    fn fixture() -> Catalogue {
+        catalogue::build(&parse_list(EMBEDDED_LIST).unwrap(), &[], &[0])
     }
 
     fn req(needs: Needs) -> RouteRequest<'static> {
@@ -224,8 +244,15 @@ mod tests {
 
     const NOW: SystemTime = UNIX_EPOCH;
 
-    fn no_cooling(_: &str) -> Option<SystemTime> {
-        None
+    fn no_cooling(_: &Endpoint) -> Readiness {
+        Readiness::Ready
+    }
+
+    fn openrouter(id: &str) -> Endpoint {
+        Endpoint {
+            provider: 0,
+            provider_model: id.into(),
+        }
     }
 
     #[test]
@@ -390,12 +417,14 @@ mod tests {
                 // big: W = min(32000, 8000) = 8000 fits in 100000; clamped to its cap.
                 Candidate {
                     model_id: "big".into(),
+                    endpoint: openrouter("big"),
                     budget_clamp: Some(8000),
                     is_list_fallback: false
                 },
                 // small: 1000 + 4000 > 2100 but 1000 + 1024 <= 2100; clamped to 2100 - 1000.
                 Candidate {
                     model_id: "small".into(),
+                    endpoint: openrouter("small"),
                     budget_clamp: Some(1100),
                     is_list_fallback: false
                 },
@@ -464,22 +493,21 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1000);
         let mut cooling: HashMap<&str, SystemTime> = HashMap::new();
         cooling.insert("a", now + Duration::from_secs(30));
-        let lookup = |c: &HashMap<&str, SystemTime>, id: &str| c.get(id).copied();
+        let lookup = |c: &HashMap<&str, SystemTime>, e: &Endpoint| {
+            c.get(&*e.provider_model)
+                .map_or(Readiness::Ready, |&t| Readiness::NotBefore(t))
+        };
         assert_eq!(
-            ids(&plan(
-                &snap,
-                &req(Needs::default()),
-                true,
-                now,
-                |id| lookup(&cooling, id)
-            )),
+            ids(&plan(&snap, &req(Needs::default()), true, now, |e| lookup(
+                &cooling, e
+            ))),
             ["b", "openrouter/free"]
         );
         cooling.insert("b", now + Duration::from_secs(10));
         cooling.insert("openrouter/free", now + Duration::from_secs(20));
         assert_eq!(
-            plan(&snap, &req(Needs::default()), true, now, |id| lookup(
-                &cooling, id
+            plan(&snap, &req(Needs::default()), true, now, |e| lookup(
+                &cooling, e
             )),
             Plan::AllCooling {
                 retry_after: Duration::from_secs(10)
@@ -488,13 +516,9 @@ mod tests {
         // An expired cooldown is no cooldown.
         cooling.insert("b", now);
         assert_eq!(
-            ids(&plan(
-                &snap,
-                &req(Needs::default()),
-                true,
-                now,
-                |id| lookup(&cooling, id)
-            )),
+            ids(&plan(&snap, &req(Needs::default()), true, now, |e| lookup(
+                &cooling, e
+            ))),
             ["b"]
         );
     }

@@ -161,6 +161,7 @@ mod tests {
                 code: Some(429),
                 message: "busy".into(),
                 metadata: None,
+                object: serde_json::json!({"code": 429, "message": "busy"}),
             }),
             SseEvent::Done,
         ]

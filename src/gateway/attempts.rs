@@ -1,32 +1,37 @@
-//! The attempt loop (SPEC §5): try (model, key) pairs in plan order until one answers,
+//! The attempt loop (SPEC §5, §12): try (endpoint, key) pairs in plan order until one answers,
 //! the client is at fault, or the attempt budget or deadline runs out.
 //!
 //! Everything the client will see is decided here before a byte goes downstream: a
 //! non-streamed 2xx body is read and inspected for an `error` object first.
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 
 use crate::config::RoutingSettings;
+use crate::domain::catalogue::{Catalogue, Endpoint, ProviderIndex};
 use crate::domain::chat::ChatRequest;
 use crate::domain::error::GatewayError;
-use crate::domain::models::Snapshot;
 use crate::domain::outcome::{KeyFault, Outcome};
-use crate::domain::plan::{self, Candidate, Plan, RouteRequest};
+use crate::domain::plan::{self, Candidate, Plan, Readiness, RouteRequest};
 use crate::gateway::app::App;
 use crate::gateway::ctx::{AttemptEnd, AttemptRecord};
 use crate::gateway::exchange::HttpUpstream;
 use crate::gateway::stream::LiveStream;
 use crate::state::cooldowns::{Cooldown, ModelCooldowns};
+use crate::state::health::{Health, Sample};
 use crate::state::key_pool::{KeyEvent, KeyLease, KeyPool, NoKey};
 
 /// The answer chosen for the client.
 pub struct Answer {
+    /// The routed model.
     pub model: String,
-    /// The key that served it (a stream that fails later settles against it).
+    /// Where it was served (a stream that fails later settles against it).
+    pub endpoint: Endpoint,
+    /// The key that served it.
     pub key: KeyLease,
     pub header: ResponseHeader,
     pub body: AnswerBody,
@@ -80,7 +85,50 @@ pub trait Upstream {
 pub struct LoopState<'a> {
     pub routing: &'a RoutingSettings,
     pub cooldowns: &'a ModelCooldowns,
-    pub keys: &'a KeyPool,
+    /// By provider index.
+    pub pools: &'a [KeyPool],
+    pub health: &'a Health<Endpoint>,
+    /// Provider names by index, for the attempt records.
+    pub provider_names: &'a [Arc<str>],
+}
+
+impl LoopState<'_> {
+    /// Whether `endpoint` can take an attempt at `now` (SPEC §12 "Order").
+    fn readiness(&self, endpoint: &Endpoint, now: SystemTime) -> Readiness {
+        if let Some(until) = self.cooldowns.cooling_until(endpoint, now) {
+            return Readiness::NotBefore(until);
+        }
+        let Some(pool) = self.pools.get(endpoint.provider) else {
+            return Readiness::NoUsableKey;
+        };
+        match pool.availability(&endpoint.provider_model, now) {
+            Err(NoKey::AllCooling { until }) => Readiness::NotBefore(until),
+            Err(NoKey::AllDisabled { .. } | NoKey::NoneConfigured) => Readiness::NoUsableKey,
+            Ok(()) if self.health.demoted(endpoint, now).is_some() => Readiness::Demoted,
+            Ok(()) => Readiness::Ready,
+        }
+    }
+
+    fn provider_name(&self, index: ProviderIndex) -> Arc<str> {
+        self.provider_names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("?"))
+    }
+
+    /// Why no provider of `candidates` has a usable key: 502 naming the rejected keys
+    /// when some were disabled, else "no key configured".
+    fn no_usable_key(&self) -> GatewayError {
+        let mut described = Vec::new();
+        for pool in self.pools {
+            described.extend(pool.all_disabled().into_iter().flatten());
+        }
+        if described.is_empty() {
+            GatewayError::no_upstream_key()
+        } else {
+            GatewayError::upstream_auth_error(&described)
+        }
+    }
 }
 
 /// Run the attempt loop for `req` against the real upstream. `attempts` is filled as
@@ -91,28 +139,45 @@ pub async fn dispatch(
     req: &ChatRequest,
     attempts: &mut Vec<AttemptRecord>,
 ) -> Result<Answer, GatewayError> {
+    let names: Vec<Arc<str>> = app.providers.iter().map(|p| p.name.clone()).collect();
     let state = LoopState {
         routing: &app.config.routing,
         cooldowns: &app.state.cooldowns,
-        keys: &app.state.keys,
+        pools: &app.state.pools,
+        health: &app.state.health,
+        provider_names: &names,
     };
-    let snapshot = app.state.registry.snapshot();
-    run(
+    let catalogue = app.state.registry.catalogue();
+    let result = run(
         state,
-        &snapshot,
+        &catalogue,
         &HttpUpstream { app },
         &SystemClock,
         req,
         attempts,
     )
-    .await
+    .await;
+    // A daily cap at OpenRouter: ask `/key` what is left (SPEC §12).
+    if attempts.iter().any(|a| {
+        a.provider.as_ref() == crate::config::OPENROUTER
+            && matches!(
+                a.end,
+                AttemptEnd::Answered(Outcome::KeyCooldown {
+                    fault: KeyFault::DailyCap,
+                    ..
+                })
+            )
+    }) {
+        app.state.quota_check_now.notify_one();
+    }
+    result
 }
 
-/// The attempt loop itself: plan, then (model, key) attempts until an answer, a client
-/// fault, `max_attempts` or the deadline.
+/// The attempt loop itself: plan, then (endpoint, key) attempts until an answer, a
+/// client fault, `max_attempts` or the deadline.
 pub async fn run(
     state: LoopState<'_>,
-    snapshot: &Snapshot,
+    catalogue: &Catalogue,
     upstream: &impl Upstream,
     clock: &impl Clock,
     req: &ChatRequest,
@@ -128,34 +193,40 @@ pub async fn run(
         prompt_tokens: req.prompt_estimate(),
         requested_budget: req.requested_budget,
     };
-    let candidates = match plan::plan(snapshot, &route, routing_cfg.use_list_fallback, now, |id| {
-        state.cooldowns.cooling_until(id, now)
+    let candidates = match plan::plan(catalogue, &route, routing_cfg.use_list_fallback, now, |e| {
+        state.readiness(e, now)
     }) {
         Plan::Try(candidates) => candidates,
         Plan::NoCapableModel { missing } => return Err(GatewayError::no_capable_model(&missing)),
         Plan::AllCooling { retry_after } => {
             return Err(GatewayError::all_models_unavailable(
-                "every capable model is cooling down after rate limits or errors",
+                "every capable model is cooling down or out of quota after rate limits or errors",
             )
             .with_retry_after(retry_after))
         }
+        Plan::NoUsableKey => return Err(state.no_usable_key()),
     };
 
     let max_attempts = routing_cfg.max_attempts as usize;
     for candidate in &candidates {
-        // Another request may have cooled this model since the plan was made.
+        let endpoint = &candidate.endpoint;
+        // Another request may have cooled this endpoint since the plan was made.
         if state
             .cooldowns
-            .cooling_until(&candidate.model_id, clock.wall())
+            .cooling_until(endpoint, clock.wall())
             .is_some()
         {
             continue;
         }
-        // Same model, next key, for as long as keys are what fails.
+        let Some(pool) = state.pools.get(endpoint.provider) else {
+            continue;
+        };
+        let provider = state.provider_name(endpoint.provider);
+        // Same endpoint, next key, for as long as keys are what fails.
         loop {
             if attempts.len() >= max_attempts {
                 return Err(exhausted(
-                    state.cooldowns,
+                    state,
                     &candidates,
                     "routing.max_attempts reached",
                     clock.wall(),
@@ -167,9 +238,9 @@ pub async fn run(
                     routing_cfg.request_deadline,
                 ));
             }
-            let lease = match state.keys.lease(clock.wall()) {
-                Ok(lease) => lease,
-                Err(no_key) => return Err(no_key_error(no_key, clock.wall())),
+            // No key left for this endpoint (resting, at a limit, disabled): next one.
+            let Ok(lease) = pool.lease(&endpoint.provider_model, clock.wall()) else {
+                break;
             };
             let attempt_started = clock.mono();
             let attempt = pingora::prelude::timeout(
@@ -177,14 +248,19 @@ pub async fn run(
                 Box::pin(upstream.attempt(req, candidate, &lease)),
             )
             .await;
+            let took = clock.mono().saturating_duration_since(attempt_started);
+            let record = |end: AttemptEnd, status: Option<u16>| AttemptRecord {
+                model: candidate.model_id.clone(),
+                provider: provider.clone(),
+                key: lease.masked(),
+                end,
+                status,
+                duration_ms: took.as_millis() as u64,
+                max_tokens_clamped: candidate.budget_clamp,
+            };
             let Ok(attempt) = attempt else {
-                attempts.push(record(
-                    candidate,
-                    lease.masked(),
-                    AttemptEnd::DeadlineExceeded,
-                    None,
-                    clock.mono().saturating_duration_since(attempt_started),
-                ));
+                attempts.push(record(AttemptEnd::DeadlineExceeded, None));
+                state.health.record(endpoint, Sample::Failure, clock.wall());
                 return Err(GatewayError::deadline_exceeded(
                     routing_cfg.request_deadline,
                 ));
@@ -192,35 +268,31 @@ pub async fn run(
             let now = clock.wall();
             let (outcome, status) = match attempt {
                 Attempt::Deliver(answer) => {
-                    state.keys.record(&lease, KeyEvent::Served, now);
+                    pool.record(&lease, KeyEvent::Served, now);
                     let status = answer.header.status.as_u16();
                     let delivered = if (200..300).contains(&status) {
                         Outcome::Success
                     } else {
                         Outcome::ClientError
                     };
-                    attempts.push(record(
-                        candidate,
-                        lease.masked(),
-                        AttemptEnd::Answered(delivered),
-                        Some(status),
-                        clock.mono().saturating_duration_since(attempt_started),
-                    ));
+                    // A client-fault answer still shows the endpoint working.
+                    state
+                        .health
+                        .record(endpoint, Sample::Success { ttfb: took }, now);
+                    attempts.push(record(AttemptEnd::Answered(delivered), Some(status)));
                     return Ok(*answer);
                 }
                 Attempt::Failed(outcome, status) => (outcome, status),
             };
-            attempts.push(record(
-                candidate,
-                lease.masked(),
-                AttemptEnd::Answered(outcome),
-                status,
-                clock.mono().saturating_duration_since(attempt_started),
-            ));
+            attempts.push(record(AttemptEnd::Answered(outcome), status));
+            if matches!(outcome, Outcome::ModelCooldown { .. }) {
+                state.health.record(endpoint, Sample::Failure, now);
+            }
             if settle(
                 state.cooldowns,
-                state.keys,
-                &candidate.model_id,
+                pool,
+                endpoint,
+                &provider,
                 &lease,
                 &outcome,
                 now,
@@ -231,7 +303,7 @@ pub async fn run(
         }
     }
     Err(exhausted(
-        state.cooldowns,
+        state,
         &candidates,
         "every candidate model failed",
         clock.wall(),
@@ -246,15 +318,18 @@ pub enum Next {
     Model,
 }
 
-/// Apply a failed attempt's outcome to the shared state: cool the model or the key.
+/// Apply a failed attempt's outcome to the shared state: cool the endpoint, or cool,
+/// rest or disable the key.
 pub fn settle(
     cooldowns: &ModelCooldowns,
-    keys: &KeyPool,
-    model: &str,
+    pool: &KeyPool,
+    endpoint: &Endpoint,
+    provider: &str,
     lease: &KeyLease,
     outcome: &Outcome,
     now: SystemTime,
 ) -> Next {
+    let model = &endpoint.provider_model;
     match *outcome {
         Outcome::ModelCooldown {
             until,
@@ -264,21 +339,21 @@ pub fn settle(
             // The key did its job; the model failed. Only delivered answers count as
             // the key's successes.
             cooldowns.cool(
-                model,
+                endpoint,
                 Cooldown {
                     until,
                     until_refresh,
                 },
             );
             log::info!(
-                "model {model} cooling for {}s ({})",
+                "model {model} at {provider} cooling for {}s ({})",
                 secs_until(until, now),
                 outcome.label()
             );
             Next::Model
         }
         Outcome::KeyCooldown { fault, until } => {
-            keys.record(
+            pool.record(
                 lease,
                 KeyEvent::Cooled {
                     until,
@@ -287,7 +362,25 @@ pub fn settle(
                 now,
             );
             log::warn!(
-                "upstream key {} cooling for {}s ({})",
+                "{provider} key {} cooling for {}s ({})",
+                lease.masked(),
+                secs_until(until, now),
+                fault.as_str()
+            );
+            Next::Key
+        }
+        Outcome::KeyRest { fault, until } => {
+            pool.record(
+                lease,
+                KeyEvent::Rested {
+                    model: model.clone(),
+                    until,
+                    reason: fault,
+                },
+                now,
+            );
+            log::info!(
+                "{provider} key {} resting for {model} for {}s ({})",
                 lease.masked(),
                 secs_until(until, now),
                 fault.as_str()
@@ -295,7 +388,7 @@ pub fn settle(
             Next::Key
         }
         Outcome::KeyDisabled => {
-            keys.record(
+            pool.record(
                 lease,
                 KeyEvent::Disabled {
                     reason: KeyFault::Unauthorized,
@@ -303,7 +396,7 @@ pub fn settle(
                 now,
             );
             log::warn!(
-                "upstream key {} disabled: upstream answered 401",
+                "{provider} key {} disabled: upstream answered 401",
                 lease.masked()
             );
             Next::Key
@@ -317,34 +410,29 @@ fn secs_until(until: SystemTime, now: SystemTime) -> u64 {
     until.duration_since(now).unwrap_or_default().as_secs()
 }
 
-fn record(
-    candidate: &Candidate,
-    key: String,
-    end: AttemptEnd,
-    status: Option<u16>,
-    took: Duration,
-) -> AttemptRecord {
-    AttemptRecord {
-        model: candidate.model_id.clone(),
-        key,
-        end,
-        status,
-        duration_ms: took.as_millis() as u64,
-        max_tokens_clamped: candidate.budget_clamp,
-    }
-}
-
-/// 503 with `Retry-After` = time until the earliest candidate is usable again.
+/// Why the loop ran out: 503 with `Retry-After` = time until the earliest candidate is
+/// usable again, or 502 when every key that could serve was rejected.
 fn exhausted(
-    cooldowns: &ModelCooldowns,
+    state: LoopState<'_>,
     candidates: &[Candidate],
     why: &str,
     now: SystemTime,
 ) -> GatewayError {
-    let earliest = candidates
-        .iter()
-        .filter_map(|c| cooldowns.cooling_until(&c.model_id, now))
-        .min();
+    let mut earliest: Option<SystemTime> = None;
+    let mut any_usable_key = false;
+    for candidate in candidates {
+        match state.readiness(&candidate.endpoint, now) {
+            Readiness::NotBefore(until) if until > now => {
+                earliest = Some(earliest.map_or(until, |e| e.min(until)));
+                any_usable_key = true;
+            }
+            Readiness::NoUsableKey => {}
+            _ => any_usable_key = true,
+        }
+    }
+    if !any_usable_key {
+        return state.no_usable_key();
+    }
     let error =
         GatewayError::all_models_unavailable(format!("no model could serve the request: {why}"));
     match earliest {
@@ -353,26 +441,16 @@ fn exhausted(
     }
 }
 
-fn no_key_error(no_key: NoKey, now: SystemTime) -> GatewayError {
-    match no_key {
-        NoKey::NoneConfigured => GatewayError::no_upstream_key(),
-        NoKey::AllDisabled { described } => GatewayError::upstream_auth_error(&described),
-        NoKey::AllCooling { until } => GatewayError::all_models_unavailable(
-            "every upstream API key is resting after hitting its quota",
-        )
-        .with_retry_after(until.duration_since(now).unwrap_or_default()),
-    }
-}
-
 /// One (model, key) attempt: send, then decide whether the answer can be delivered.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::models::{parse_list, ListSource, EMBEDDED_LIST};
+    use crate::domain::models::{parse_list, EMBEDDED_LIST};
     use crate::domain::outcome::ModelFault;
+    use crate::state::health::HealthPolicy;
     use parking_lot::Mutex;
     use std::collections::VecDeque;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     /// A clock that moves only when told to (each scripted attempt advances it).
     struct FakeClock {
@@ -427,6 +505,7 @@ mod tests {
             let deliver = |status: u16| {
                 Attempt::Deliver(Box::new(Answer {
                     model: candidate.model_id.clone(),
+                    endpoint: candidate.endpoint.clone(),
                     key: key.clone(),
                     header: ResponseHeader::build(status, None).unwrap(),
                     body: AnswerBody::Complete(Bytes::from_static(b"{}")),
@@ -458,8 +537,10 @@ mod tests {
     struct Harness {
         routing: RoutingSettings,
         cooldowns: ModelCooldowns,
-        keys: KeyPool,
-        snapshot: Snapshot,
+        pools: Vec<KeyPool>,
+        health: Health<Endpoint>,
+        names: Vec<Arc<str>>,
+        catalogue: Catalogue,
         clock: FakeClock,
     }
 
@@ -468,12 +549,21 @@ mod tests {
             Harness {
                 routing: RoutingSettings::default(),
                 cooldowns: ModelCooldowns::default(),
-                keys: KeyPool::new(&["sk-test-key-aaaa".into(), "sk-test-key-bbbb".into()]),
-                snapshot: Snapshot {
-                    list: parse_list(EMBEDDED_LIST).unwrap(),
-                    source: ListSource::Embedded,
-                    loaded_at: UNIX_EPOCH,
-                },
+                pools: vec![KeyPool::new(&[
+                    "sk-test-key-aaaa".into(),
+                    "sk-test-key-bbbb".into(),
+                ])],
+                health: Health::new(HealthPolicy {
+                    window: 20,
+                    slow_ttfb: Duration::from_secs(20),
+                    demotion: Duration::from_secs(120),
+                }),
+                names: vec![Arc::from("openrouter")],
+                catalogue: crate::domain::catalogue::build(
+                    &parse_list(EMBEDDED_LIST).unwrap(),
+                    &[],
+                    &[0],
+                ),
                 clock: FakeClock {
                     start: Instant::now(),
                     elapsed: Mutex::new(Duration::ZERO),
@@ -496,7 +586,9 @@ mod tests {
             let state = LoopState {
                 routing: &self.routing,
                 cooldowns: &self.cooldowns,
-                keys: &self.keys,
+                pools: &self.pools,
+                health: &self.health,
+                provider_names: &self.names,
             };
             let req = ChatRequest::parse(Bytes::from_static(
                 br#"{"messages":[{"role":"user","content":"hi"}]}"#,
@@ -509,7 +601,7 @@ mod tests {
                 .unwrap();
             let result = runtime.block_on(run(
                 state,
-                &self.snapshot,
+                &self.catalogue,
                 &upstream,
                 &self.clock,
                 &req,
@@ -521,9 +613,16 @@ mod tests {
     }
 
     fn ranked(h: &Harness, i: usize) -> String {
-        let mut models: Vec<_> = h.snapshot.list.models.iter().collect();
+        let mut models: Vec<_> = h.catalogue.models.iter().map(|r| &r.model).collect();
         models.sort_by_key(|m| m.rank);
         models[i].id.clone()
+    }
+
+    fn at_openrouter(id: &str) -> Endpoint {
+        Endpoint {
+            provider: 0,
+            provider_model: id.into(),
+        }
     }
 
     #[test]
@@ -540,9 +639,9 @@ mod tests {
         // The failed model is cooling now; the key that served is not.
         assert!(h
             .cooldowns
-            .cooling_until(&ranked(&h, 0), h.clock.wall())
+            .cooling_until(&at_openrouter(&ranked(&h, 0)), h.clock.wall())
             .is_some());
-        assert_eq!(h.keys.tally(h.clock.wall()).usable, 2);
+        assert_eq!(h.pools[0].tally(h.clock.wall()).usable, 2);
     }
 
     #[test]
@@ -555,7 +654,7 @@ mod tests {
         assert_eq!(result.unwrap().model, ranked(&h, 0));
         assert_eq!(calls[0].0, calls[1].0, "same model");
         assert_ne!(calls[0].1, calls[1].1, "another key");
-        assert_eq!(h.keys.tally(h.clock.wall()).cooling, 1);
+        assert_eq!(h.pools[0].tally(h.clock.wall()).cooling, 1);
         assert!(
             h.cooldowns.active(h.clock.wall()).is_empty(),
             "no model cooled"

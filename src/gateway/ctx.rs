@@ -37,7 +37,10 @@ impl AttemptEnd {
 /// One attempt, as logged in `request_done`.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
+    /// The routed model (listed id or a provider's extra model).
     pub model: String,
+    /// The provider that was called.
+    pub provider: std::sync::Arc<str>,
     pub key: String,
     pub end: AttemptEnd,
     pub status: Option<u16>,
@@ -57,6 +60,8 @@ pub struct RequestCtx {
     pub status: u16,
     pub ttfb: Option<Duration>,
     pub chosen_model: Option<String>,
+    /// The provider that answered (`x-free-llm-proxy-provider`).
+    pub chosen_provider: Option<std::sync::Arc<str>>,
     pub attempts: Vec<AttemptRecord>,
     pub client_disconnected: bool,
     pub bytes_forwarded: u64,
@@ -79,6 +84,7 @@ impl RequestCtx {
             status: 0,
             ttfb: None,
             chosen_model: None,
+            chosen_provider: None,
             attempts: Vec::new(),
             client_disconnected: false,
             bytes_forwarded: 0,

@@ -42,28 +42,47 @@ async fn attempt_once(
     key: &KeyLease,
 ) -> Attempt {
     let upstream = &app.config.upstream;
-    let policy = app.cooldown_policy();
-    let body = req.body_for(&candidate.model_id, candidate.budget_clamp);
+    let endpoint = &candidate.endpoint;
+    let Some(provider) = app.providers.get(endpoint.provider) else {
+        // Endpoints come from the same config as the providers; never happens.
+        return Attempt::Failed(
+            classify_transport(
+                TransportFailure::Connect,
+                SystemTime::now(),
+                &app.cooldown_policy(0),
+            ),
+            None,
+        );
+    };
+    let policy = app.cooldown_policy(endpoint.provider);
+    // The body carries the endpoint's own id for the model (SPEC §12).
+    let body = req.body_for(&endpoint.provider_model, candidate.budget_clamp);
+    let mut headers: Vec<(&str, String)> = vec![
+        ("authorization", format!("Bearer {}", key.secret())),
+        ("content-type", "application/json".to_string()),
+        // The gateway reads answers (errors inside 200s, SSE events): no compression.
+        ("accept-encoding", "identity".to_string()),
+        (
+            "accept",
+            if req.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }
+            .to_string(),
+        ),
+    ];
+    headers.extend(
+        provider
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone())),
+    );
     let outbound = Outbound {
         method: "POST",
-        url: &upstream.base_url,
+        url: &provider.base_url,
         path_suffix: "/chat/completions",
-        headers: vec![
-            ("authorization", format!("Bearer {}", key.secret())),
-            ("content-type", "application/json".to_string()),
-            // The gateway reads answers (errors inside 200s, SSE events): no compression.
-            ("accept-encoding", "identity".to_string()),
-            (
-                "accept",
-                if req.stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                }
-                .to_string(),
-            ),
-            ("x-title", "free-llm-proxy".to_string()),
-        ],
+        headers,
         body: Some(body),
         connect_timeout: upstream.connect_timeout,
     };
@@ -84,6 +103,7 @@ async fn attempt_once(
         return match stream::peek(exchange, upstream.timeout, &policy).await {
             Peeked::Deliver(live) => Attempt::Deliver(Box::new(Answer {
                 model: candidate.model_id.clone(),
+                endpoint: endpoint.clone(),
                 key: key.clone(),
                 header,
                 body: AnswerBody::Stream(live),
@@ -124,6 +144,7 @@ async fn attempt_once(
     match outcome {
         Outcome::Success | Outcome::ClientError => Attempt::Deliver(Box::new(Answer {
             model: candidate.model_id.clone(),
+            endpoint: endpoint.clone(),
             key: key.clone(),
             header,
             body: AnswerBody::Complete(body),
@@ -138,21 +159,30 @@ enum BodyVerdict {
     Error(UpstreamError),
 }
 
-/// A non-streamed 2xx is delivered only when it is JSON without a top-level `error`.
+/// A non-streamed 2xx is delivered only when it is a JSON object without a top-level
+/// `error` and with a non-empty `choices` array (SPEC §12: a 200 without a usable answer
+/// is the model's fault, whoever the provider).
 fn inspect_success_body(body: &[u8]) -> BodyVerdict {
     #[derive(serde::Deserialize)]
     struct Probe<'a> {
         #[serde(borrow)]
         error: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        choices: Option<Vec<&'a serde_json::value::RawValue>>,
     }
     match serde_json::from_slice::<Probe<'_>>(body) {
         Err(_) => BodyVerdict::Garbage,
-        Ok(Probe { error: None }) => BodyVerdict::Clean,
-        Ok(Probe { error: Some(raw) }) if raw.get() == "null" => BodyVerdict::Clean,
-        Ok(Probe { error: Some(_) }) => match UpstreamError::from_body(body) {
+        Ok(Probe {
+            error: Some(raw), ..
+        }) if raw.get() != "null" => match UpstreamError::from_body(body) {
             Some(error) => BodyVerdict::Error(error),
-            None => BodyVerdict::Clean,
+            None => BodyVerdict::Garbage,
         },
+        Ok(Probe {
+            choices: Some(choices),
+            ..
+        }) if !choices.is_empty() => BodyVerdict::Clean,
+        Ok(_) => BodyVerdict::Garbage,
     }
 }
 
@@ -162,14 +192,25 @@ mod tests {
 
     #[test]
     fn success_body_inspection() {
-        assert!(matches!(
-            inspect_success_body(br#"{"choices":[]}"#),
-            BodyVerdict::Clean
-        ));
-        assert!(matches!(
-            inspect_success_body(br#"{"choices":[],"error":null}"#),
-            BodyVerdict::Clean
-        ));
+        let cases: [(&[u8], bool); 8] = [
+            (br#"{"choices":[{"message":{"content":"hi"}}]}"#, true),
+            (br#"{"choices":[{}],"error":null}"#, true),
+            // Without a usable answer: the model's fault, not a success.
+            (br#"{"choices":[]}"#, false),
+            (br#"{"id":"x","object":"chat.completion"}"#, false),
+            (br#"{"choices":null}"#, false),
+            (br#"[1,2]"#, false),
+            (b"<html><body>502 Bad Gateway</body></html>", false),
+            (br#"{"error":"overloaded"}"#, false),
+        ];
+        for (body, clean) in cases {
+            assert_eq!(
+                matches!(inspect_success_body(body), BodyVerdict::Clean),
+                clean,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         assert!(matches!(
             inspect_success_body(b"<html>oops"),
             BodyVerdict::Garbage

@@ -7,12 +7,13 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::domain::catalogue::Endpoint;
 use crate::fronts::Reply;
 use crate::gateway::app::App;
 use crate::gateway::attempts;
 use crate::gateway::ctx::RequestCtx;
 use crate::gateway::stream::{self, LiveStream, StreamEnd};
-use crate::http::respond::{self, Framing};
+use crate::http::respond::{self, Framing, Served};
 use crate::state::key_pool::KeyLease;
 
 /// A complete upstream answer, translated by the front.
@@ -20,25 +21,20 @@ pub async fn complete(
     session: &mut Session,
     ctx: &mut RequestCtx,
     reply: &dyn Reply,
-    model: &str,
+    served: Served<'_>,
     upstream: &ResponseHeader,
     body: Bytes,
 ) {
-    let answer = reply.complete(ctx.status, model, body);
+    let answer = reply.complete(ctx.status, served.model, body);
     ctx.status = answer.status;
-    let header = respond::upstream_header(
-        upstream,
-        model,
-        ctx.attempts.len(),
-        Framing::Length(answer.body.len()),
-    )
-    .and_then(|mut header| {
-        header.set_status(answer.status)?;
-        if let Some(content_type) = answer.content_type {
-            header.insert_header("content-type", content_type)?;
-        }
-        Ok(header)
-    });
+    let header = respond::upstream_header(upstream, served, Framing::Length(answer.body.len()))
+        .and_then(|mut header| {
+            header.set_status(answer.status)?;
+            if let Some(content_type) = answer.content_type {
+                header.insert_header("content-type", content_type)?;
+            }
+            Ok(header)
+        });
     let header = match header {
         Ok(header) => header,
         Err(e) => {
@@ -65,16 +61,17 @@ pub async fn stream(
     ctx: &mut RequestCtx,
     app: &App,
     reply: &dyn Reply,
-    (model, key): (&str, &KeyLease),
+    (served, endpoint, key): (Served<'_>, &Endpoint, &KeyLease),
     upstream: &ResponseHeader,
     live: Box<LiveStream>,
 ) {
+    let model = served.model;
     let framing = if session.is_http2() {
         Framing::Streamed
     } else {
         Framing::Chunked
     };
-    let header = match respond::upstream_header(upstream, model, ctx.attempts.len(), framing) {
+    let header = match respond::upstream_header(upstream, served, framing) {
         Ok(header) => header,
         Err(e) => {
             log::error!("building the stream header failed: {e}");
@@ -98,17 +95,21 @@ pub async fn stream(
     ctx.client_disconnected = forwarded.end == StreamEnd::ClientGone;
     ctx.mid_stream_error = forwarded.end.label();
     let now = SystemTime::now();
-    if let Some(outcome) = forwarded
-        .end
-        .outcome(&upstream.headers, now, &app.cooldown_policy())
-    {
-        attempts::settle(
-            &app.state.cooldowns,
-            &app.state.keys,
-            model,
-            key,
-            &outcome,
-            now,
-        );
+    if let Some(outcome) = forwarded.end.outcome(
+        &upstream.headers,
+        now,
+        &app.cooldown_policy(endpoint.provider),
+    ) {
+        if let Some(pool) = app.state.pool(endpoint.provider) {
+            attempts::settle(
+                &app.state.cooldowns,
+                pool,
+                endpoint,
+                served.provider,
+                key,
+                &outcome,
+                now,
+            );
+        }
     }
 }

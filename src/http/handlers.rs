@@ -11,6 +11,7 @@ use crate::fronts::{anthropic, Front, Translated};
 use crate::gateway::app::App;
 use crate::gateway::attempts::{self, Answer, AnswerBody};
 use crate::gateway::ctx::RequestCtx;
+use crate::http::respond::Served;
 use crate::http::{answer, auth, body, local, respond};
 
 /// Answer the request of `ctx.route`. An `Err` is written by the shell in the front's shape.
@@ -43,7 +44,12 @@ pub async fn serve(
         }
         Route::Models => {
             authenticate(app, session, ctx)?;
-            let body = local::models_body(&app.state.registry.snapshot());
+            let names: Vec<&str> = app.providers.iter().map(|p| &*p.name).collect();
+            let body = local::models_body(
+                &app.state.registry.snapshot(),
+                &app.state.registry.catalogue(),
+                &names,
+            );
             reply(session, ctx, 200, body.to_string().into_bytes(), &[]).await
         }
         Route::AdminState => {
@@ -53,7 +59,9 @@ pub async fn serve(
         }
         Route::AdminKeysReset => {
             auth::authenticate_admin(session.req_header(), admin_keys)?;
-            app.state.keys.reset(now);
+            for pool in &app.state.pools {
+                pool.reset(now);
+            }
             log::info!("admin: every upstream key reset to active");
             reply(session, ctx, 200, br#"{"reset":true}"#.to_vec(), &[]).await
         }
@@ -134,18 +142,27 @@ async fn chat(
     };
     let Answer {
         model,
+        endpoint,
         key,
         header: upstream,
         body,
     } = answer;
+    let provider = app.provider_name(endpoint.provider).to_string();
     ctx.chosen_model = Some(model.clone());
+    ctx.chosen_provider = Some(provider.as_str().into());
     ctx.status = upstream.status.as_u16();
+    let served = Served {
+        model: &model,
+        provider: &provider,
+        attempts: ctx.attempts.len(),
+    };
     match body {
         AnswerBody::Complete(body) => {
-            answer::complete(session, ctx, &*reply, &model, &upstream, body).await
+            answer::complete(session, ctx, &*reply, served, &upstream, body).await
         }
         AnswerBody::Stream(live) => {
-            answer::stream(session, ctx, app, &*reply, (&model, &key), &upstream, live).await
+            let settle_against = (served, &endpoint, &key);
+            answer::stream(session, ctx, app, &*reply, settle_against, &upstream, live).await
         }
     }
     Ok(())

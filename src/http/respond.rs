@@ -10,6 +10,7 @@ use crate::domain::error::GatewayError;
 use crate::fronts::Front;
 
 pub const MODEL_HEADER: &str = "x-free-llm-proxy-model";
+pub const PROVIDER_HEADER: &str = "x-free-llm-proxy-provider";
 pub const ATTEMPTS_HEADER: &str = "x-free-llm-proxy-attempts";
 
 /// Headers that describe one hop's connection or framing; never copied across.
@@ -66,10 +67,18 @@ pub async fn error(session: &mut Session, front: &dyn Front, error: &GatewayErro
 
 /// The downstream header for an upstream answer: upstream's status and end-to-end
 /// headers, plus which model answered and after how many attempts.
+/// Who served an answer, as its headers say (SPEC §12 "Visible").
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// The routed model.
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub attempts: usize,
+}
+
 pub fn upstream_header(
     upstream: &ResponseHeader,
-    model: &str,
-    attempts: usize,
+    served: Served<'_>,
     framing: Framing,
 ) -> Result<ResponseHeader> {
     let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 3))?;
@@ -78,8 +87,9 @@ pub fn upstream_header(
             header.append_header(name.clone(), value.clone())?;
         }
     }
-    header.insert_header(MODEL_HEADER, model)?;
-    header.insert_header(ATTEMPTS_HEADER, attempts.to_string())?;
+    header.insert_header(MODEL_HEADER, served.model)?;
+    header.insert_header(PROVIDER_HEADER, served.provider)?;
+    header.insert_header(ATTEMPTS_HEADER, served.attempts.to_string())?;
     match framing {
         Framing::Length(len) => header.insert_header("content-length", len.to_string())?,
         Framing::Chunked => header.insert_header("transfer-encoding", "chunked")?,

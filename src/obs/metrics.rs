@@ -95,8 +95,8 @@ impl RequestMetrics {
                 &["route"],
             )?,
             attempts: IntCounterVec::new(
-                opts("upstream_attempts_total", "Upstream attempts, by model and outcome (success, client_error, rate_limited, ...)."),
-                &["model", "outcome"],
+                opts("upstream_attempts_total", "Upstream attempts, by routed model, provider and outcome (success, client_error, model_rate_limited, ...)."),
+                &["model", "provider", "outcome"],
             )?,
             ttfb: HistogramVec::new(
                 histogram_opts("ttfb_seconds", "Time from request to the first byte of an upstream model's answer sent to the client, by route.", LATENCY_BUCKETS),
@@ -110,12 +110,12 @@ impl RequestMetrics {
         })
     }
 
-    /// Count one request. `attempts` yields (model id, outcome label) per upstream attempt;
-    /// `listed` says whether a model id may appear as a label.
+    /// Count one request. `attempts` yields (model id, provider, outcome label) per
+    /// upstream attempt; `listed` says whether a model id may appear as a label.
     pub fn observe<'a>(
         &self,
         request: &Observation<'_>,
-        attempts: impl ExactSizeIterator<Item = (&'a str, &'static str)>,
+        attempts: impl ExactSizeIterator<Item = (&'a str, &'a str, &'static str)>,
         listed: impl Fn(&str) -> bool,
     ) {
         let status = request.status.to_string();
@@ -134,9 +134,11 @@ impl RequestMetrics {
         if attempts.len() > 0 {
             self.fallback_depth.observe(attempts.len() as f64);
         }
-        for (model, outcome) in attempts {
+        for (model, provider, outcome) in attempts {
             let model = if listed(model) { model } else { OTHER_MODEL };
-            self.attempts.with_label_values(&[model, outcome]).inc();
+            self.attempts
+                .with_label_values(&[model, provider, outcome])
+                .inc();
         }
     }
 }
@@ -169,6 +171,7 @@ pub struct StateGauges {
     models_cooling: IntGauge,
     list_age: Gauge,
     keys: IntGaugeVec,
+    quota_remaining: IntGaugeVec,
 }
 
 impl StateGauges {
@@ -194,20 +197,51 @@ impl StateGauges {
                 ),
                 &["state"],
             )?,
+            quota_remaining: IntGaugeVec::new(
+                opts(
+                    "key_quota_remaining",
+                    "Requests a key has left today, when its daily limit is known (configured or learned from OpenRouter's /key).",
+                ),
+                &["provider", "key"],
+            )?,
         })
     }
 
     fn refresh(&self, now: SystemTime) {
         let snapshot = self.app.state.registry.snapshot();
-        let (available, cooling) = self.app.state.model_tally(&snapshot, now);
+        let (available, cooling) = self.app.state.model_tally(now);
         self.models_available.set(available as i64);
         self.models_cooling.set(cooling as i64);
         self.list_age.set(snapshot.age(now).as_secs_f64());
-        let keys = self.app.state.keys.tally(now);
+        let mut usable = 0;
+        let mut cooling = 0;
+        let mut disabled = 0;
+        // Keys removed from a pool must not linger as series.
+        self.quota_remaining.reset();
+        for (index, pool) in self.app.state.pools.iter().enumerate() {
+            let tally = pool.tally(now);
+            usable += tally.usable;
+            cooling += tally.cooling;
+            disabled += tally.disabled;
+            let provider = self.app.provider_name(index);
+            for key in pool.view(now) {
+                // Per-model limits add up to what the key has left today.
+                let known: Vec<u64> = key
+                    .limiters
+                    .iter()
+                    .filter_map(|l| l.remaining_today())
+                    .collect();
+                if !known.is_empty() {
+                    self.quota_remaining
+                        .with_label_values(&[provider, key.masked.as_str()])
+                        .set(known.iter().sum::<u64>() as i64);
+                }
+            }
+        }
         for (state, n) in [
-            ("active", keys.usable),
-            ("cooling", keys.cooling),
-            ("disabled", keys.disabled),
+            ("active", usable),
+            ("cooling", cooling),
+            ("disabled", disabled),
         ] {
             self.keys.with_label_values(&[state]).set(n as i64);
         }
@@ -220,6 +254,7 @@ impl Collector for StateGauges {
         descs.extend(self.models_cooling.desc());
         descs.extend(self.list_age.desc());
         descs.extend(self.keys.desc());
+        descs.extend(self.quota_remaining.desc());
         descs
     }
 
@@ -229,6 +264,7 @@ impl Collector for StateGauges {
         families.extend(self.models_cooling.collect());
         families.extend(self.list_age.collect());
         families.extend(self.keys.collect());
+        families.extend(self.quota_remaining.collect());
         families
     }
 }
@@ -260,15 +296,15 @@ pub fn record(app: &App, ctx: &RequestCtx) {
     let attempts = ctx
         .attempts
         .iter()
-        .map(|a| (a.model.as_str(), a.end.label()));
+        .map(|a| (a.model.as_str(), &*a.provider, a.end.label()));
     if attempts.len() == 0 {
         metrics.observe(&observation, attempts, |_| false);
         return;
     }
-    let snapshot = app.state.registry.snapshot();
-    let list = &snapshot.list;
+    // Provider labels come from the config; model labels from the routed catalogue.
+    let catalogue = app.state.registry.catalogue();
     metrics.observe(&observation, attempts, |model| {
-        list.fallback.as_deref() == Some(model) || list.models.iter().any(|m| m.id == model)
+        catalogue.get(model).is_some()
     });
 }
 
@@ -316,7 +352,11 @@ mod tests {
                 duration: Duration::from_millis(1500),
                 ttfb: Some(Duration::from_millis(300)),
             },
-            [("a/listed:free", "rate_limited"), ("x/made-up", "success")].into_iter(),
+            [
+                ("a/listed:free", "openrouter", "rate_limited"),
+                ("x/made-up", "groq", "success"),
+            ]
+            .into_iter(),
             listed,
         );
         metrics.observe(
@@ -334,8 +374,8 @@ mod tests {
         for want in [
             r#"freellm_requests_total{client="alice",route="chat_completions",status="200"} 1"#,
             r#"freellm_requests_total{client="anonymous",route="health",status="200"} 1"#,
-            r#"freellm_upstream_attempts_total{model="a/listed:free",outcome="rate_limited"} 1"#,
-            r#"freellm_upstream_attempts_total{model="other",outcome="success"} 1"#,
+            r#"freellm_upstream_attempts_total{model="a/listed:free",outcome="rate_limited",provider="openrouter"} 1"#,
+            r#"freellm_upstream_attempts_total{model="other",outcome="success",provider="groq"} 1"#,
             r#"freellm_fallback_depth_count 1"#,
             r#"freellm_fallback_depth_bucket{le="1"} 0"#,
             r#"freellm_fallback_depth_bucket{le="2"} 1"#,

@@ -3,5 +3,6 @@
 
 pub mod graceful;
 pub mod keys;
+pub mod quota;
 pub mod refresh;
 pub mod server;

@@ -13,6 +13,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::{Config, HttpUrl};
+use crate::domain::catalogue::OPENROUTER_INDEX;
 use crate::domain::models::{
     parse_list, ListError, ListSource, ModelList, Snapshot, EMBEDDED_LIST,
 };
@@ -139,10 +140,10 @@ impl Refresher {
             source: ListSource::Remote,
             loaded_at: now,
         });
-        self.app
-            .state
-            .cooldowns
-            .on_refresh(now, |id| listed.contains(id));
+        // OpenRouter endpoints leave with the list; other providers' stay configured.
+        self.app.state.cooldowns.on_refresh(now, |endpoint| {
+            endpoint.provider != OPENROUTER_INDEX || listed.contains(&*endpoint.provider_model)
+        });
         if let Some(path) = list_path(&self.app.config) {
             if let Err(e) = write_atomic(&path, &raw) {
                 log::warn!("cannot save the model list to {}: {e}", path.display());

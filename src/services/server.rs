@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::gateway::app::App;
 use crate::http::proxy;
 use crate::obs::{metrics, request_log};
-use crate::services::keys::{self, document as key_document, sources as key_sources};
+use crate::services::keys::{self, document as key_document};
+use crate::services::quota;
 use crate::services::{graceful, refresh};
 use crate::util::atomic_file;
 
@@ -42,16 +43,11 @@ pub fn init_logging() {
 
 /// Start every service and serve until shutdown.
 pub fn run(options: &RunOptions, config: Config) -> ExitCode {
-    let file_keys = config
-        .upstream
-        .api_keys_file
-        .as_deref()
-        .map(key_sources::read_keys_file)
-        .unwrap_or_default();
-    if config.upstream.api_keys.is_empty()
-        && file_keys.is_empty()
-        && config.upstream.api_keys_url.is_none()
-    {
+    let sources = keys::KeySources::of(&config);
+    let initial_keys: Vec<Vec<String>> = sources.iter().map(keys::KeySources::initial).collect();
+    let any_key =
+        initial_keys.iter().any(|k| !k.is_empty()) || sources.iter().any(|s| s.url.is_some());
+    if !any_key {
         log::warn!("no upstream API key configured: set OPENROUTER_API_KEY or upstream.api_keys; chat requests will get 503");
     }
 
@@ -81,13 +77,22 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
     }
     let snapshot = refresh::startup_snapshot(&config);
     let app = Arc::new(App::new(config, snapshot));
-    app.state.keys.set_keys(&key_sources::merge_sources([
-        &app.config.upstream.api_keys,
-        &file_keys,
-        &[],
-    ]));
+    for (pool, keys) in app.state.pools.iter().zip(&initial_keys) {
+        pool.set_keys(keys);
+    }
     if let Some(path) = key_document::keys_path(&app.config) {
-        let restored = app.state.keys.restore(key_document::load(&path));
+        let now = std::time::SystemTime::now();
+        let mut restored = 0;
+        for (provider, saved) in key_document::load(&path) {
+            let index = app.providers.iter().position(|p| *p.name == *provider);
+            match index.and_then(|i| app.state.pool(i)) {
+                Some(pool) => restored += pool.restore(saved, now),
+                None => log::info!(
+                    "{}: dropping the saved keys of provider {provider}, no longer configured",
+                    path.display()
+                ),
+            }
+        }
         if restored > 0 {
             log::info!(
                 "restored the state of {restored} upstream keys from {}",
@@ -120,9 +125,10 @@ pub fn run(options: &RunOptions, config: Config) -> ExitCode {
         refresh::Refresher::new(app.clone()),
     ));
     server.add_service(background_service(
-        "upstream keys",
-        keys::KeySync::new(app, file_keys),
+        "OpenRouter quota",
+        quota::QuotaWatch::new(app.clone()),
     ));
+    server.add_service(background_service("upstream keys", keys::KeySync::new(app)));
 
     log::info!(
         "free-llm-proxy {} listening on {listen}",

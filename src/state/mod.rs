@@ -3,18 +3,25 @@
 
 pub mod client_limits;
 pub mod cooldowns;
+pub mod health;
 pub mod key_pool;
+pub mod quota;
 pub mod snapshot;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{watch, Notify};
 
-use crate::config::Config;
+use crate::config::{Config, ProviderModel, ProviderSettings};
+use crate::domain::catalogue::{self, Endpoint, ProviderIndex, OPENROUTER_INDEX};
 use crate::domain::models::Snapshot;
+use crate::domain::provider::LimitScope;
 use client_limits::ClientLimits;
 use cooldowns::ModelCooldowns;
-use key_pool::KeyPool;
+use health::{Health, HealthPolicy};
+use key_pool::{KeyPool, PoolPolicy};
 use snapshot::Registry;
 
 /// A refresh failure as the admin answer shows it.
@@ -36,8 +43,16 @@ pub struct RefreshReport {
 /// budgets, and the refresher's signals.
 pub struct Shared {
     pub registry: Registry,
+    /// Per endpoint, after model faults.
     pub cooldowns: ModelCooldowns,
-    pub keys: KeyPool,
+    /// One key pool per provider, by [`ProviderIndex`] (OpenRouter first).
+    pub pools: Vec<KeyPool>,
+    /// Live success and time-to-first-byte per endpoint (SPEC §12).
+    pub health: Health<Endpoint>,
+    /// Signalled by every pool on a key state change (the persister listens).
+    pub keys_changed: Arc<Notify>,
+    /// Wakes the `/key` lookups early (after an OpenRouter daily-cap answer).
+    pub quota_check_now: Notify,
     /// Per-client `rpm` budgets, checked on chat routes.
     pub client_limits: ClientLimits,
     /// Wakes the refresher early (`POST /admin/refresh`).
@@ -48,38 +63,106 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: &Config, initial: Snapshot) -> Self {
+        let routing = &config.routing;
+        let keys_changed = Arc::new(Notify::new());
         Shared {
-            keys: KeyPool::new(&config.upstream.api_keys),
+            pools: pools(config)
+                .into_iter()
+                .map(|p| p.notifying(keys_changed.clone()))
+                .collect(),
+            keys_changed,
+            health: Health::new(HealthPolicy {
+                window: routing.health_window as usize,
+                slow_ttfb: routing.slow_ttfb,
+                demotion: routing.demotion,
+            }),
+            quota_check_now: Notify::new(),
             client_limits: ClientLimits::new(&config.auth.client_keys),
-            registry: Registry::new(initial),
+            registry: Registry::new(
+                initial,
+                config.providers.clone(),
+                catalogue::resolve_order(&routing.provider_order, &config.providers),
+            ),
             cooldowns: ModelCooldowns::default(),
             refresh_now: Notify::new(),
             refresh_reports: watch::Sender::new(RefreshReport::default()),
         }
     }
 
-    /// Listed models not cooling / cooling at `now` (the list's fallback is not counted).
-    pub fn model_tally(&self, snapshot: &Snapshot, now: SystemTime) -> (usize, usize) {
-        let cooling = snapshot
-            .list
-            .models
-            .iter()
-            .filter(|m| self.cooldowns.cooling_until(&m.id, now).is_some())
-            .count();
-        (snapshot.list.models.len() - cooling, cooling)
+    /// OpenRouter's pool.
+    pub fn openrouter_keys(&self) -> &KeyPool {
+        &self.pools[OPENROUTER_INDEX]
     }
 
-    /// Time until the earliest cooling listed model or key is usable again, if any is cooling.
-    pub fn usable_again_in(&self, now: SystemTime) -> Option<Duration> {
-        let snapshot = self.registry.snapshot();
-        let models = snapshot
-            .list
+    /// The pool of `provider`.
+    pub fn pool(&self, provider: ProviderIndex) -> Option<&KeyPool> {
+        self.pools.get(provider)
+    }
+
+    /// Routed models usable / cooling at `now` (a model cools when every endpoint does;
+    /// the list's fallback is not counted).
+    pub fn model_tally(&self, now: SystemTime) -> (usize, usize) {
+        let catalogue = self.registry.catalogue();
+        let cooling = catalogue
             .models
             .iter()
-            .filter_map(|m| self.cooldowns.cooling_until(&m.id, now));
-        models
-            .chain(self.keys.next_return(now))
+            .filter(|m| {
+                m.endpoints
+                    .iter()
+                    .all(|e| self.cooldowns.cooling_until(e, now).is_some())
+            })
+            .count();
+        (catalogue.models.len() - cooling, cooling)
+    }
+
+    /// Time until the earliest cooling endpoint or key is usable again, if any is cooling.
+    pub fn usable_again_in(&self, now: SystemTime) -> Option<Duration> {
+        let endpoints = self.cooldowns.active(now).into_iter().map(|(_, c)| c.until);
+        let keys = self.pools.iter().filter_map(|p| p.next_return(now));
+        endpoints
+            .chain(keys)
             .min()
             .map(|until| crate::util::time::until(until, now))
     }
+}
+
+/// One pool per provider: OpenRouter counts per account, the others per key and model
+/// (SPEC §12 "Whose limit").
+fn pools(config: &Config) -> Vec<KeyPool> {
+    let openrouter = KeyPool::with_policy(
+        &config.upstream.api_keys,
+        PoolPolicy {
+            scope: LimitScope::Account,
+            limits: config.upstream.limits,
+            ..PoolPolicy::default()
+        },
+    );
+    std::iter::once(openrouter)
+        .chain(config.providers.iter().map(provider_pool))
+        .collect()
+}
+
+fn provider_pool(provider: &ProviderSettings) -> KeyPool {
+    let mut model_limits = HashMap::new();
+    let mut models = Vec::new();
+    for entry in &provider.models {
+        let (id, limits) = match entry {
+            ProviderModel::SameAs { id, limits, .. } => (id, *limits),
+            ProviderModel::Extra(extra) => (&extra.id, extra.limits),
+        };
+        let id: Arc<str> = Arc::from(id.as_str());
+        if let Some(limits) = limits {
+            model_limits.insert(id.clone(), limits);
+        }
+        models.push(id);
+    }
+    KeyPool::with_policy(
+        &provider.api_keys,
+        PoolPolicy {
+            scope: LimitScope::KeyAndModel,
+            limits: provider.limits,
+            model_limits,
+            models,
+        },
+    )
 }

@@ -35,7 +35,7 @@ pub struct Outbound<'a> {
     pub url: &'a HttpUrl,
     /// Appended to the URL's path (e.g. `/chat/completions`).
     pub path_suffix: &'a str,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'a str, String)>,
     pub body: Option<Bytes>,
     pub connect_timeout: Duration,
 }
@@ -183,18 +183,55 @@ impl HttpClient {
         timeout: Duration,
         limit: usize,
     ) -> Result<Bytes, DocumentError> {
+        let get = DocumentGet {
+            path_suffix: "",
+            bearer: None,
+            accept,
+            connect_timeout,
+            timeout,
+            limit,
+        };
+        self.fetch_document(url, get).await
+    }
+
+    /// GET `{url}{path_suffix}` with a bearer token (OpenRouter's `/key`, SPEC §12).
+    pub async fn get_authorized_document(
+        &self,
+        url: &HttpUrl,
+        get: DocumentGet<'_>,
+    ) -> Result<Bytes, DocumentError> {
+        self.fetch_document(url, get).await
+    }
+
+    async fn fetch_document(
+        &self,
+        url: &HttpUrl,
+        get: DocumentGet<'_>,
+    ) -> Result<Bytes, DocumentError> {
+        let DocumentGet {
+            path_suffix,
+            bearer,
+            accept,
+            connect_timeout,
+            timeout,
+            limit,
+        } = get;
+        let mut headers = vec![
+            ("accept", accept.to_string()),
+            ("accept-encoding", "identity".to_string()),
+            (
+                "user-agent",
+                concat!("free-llm-proxy/", env!("CARGO_PKG_VERSION")).to_string(),
+            ),
+        ];
+        if let Some(token) = bearer {
+            headers.push(("authorization", format!("Bearer {token}")));
+        }
         let request = Outbound {
             method: "GET",
             url,
-            path_suffix: "",
-            headers: vec![
-                ("accept", accept.to_string()),
-                ("accept-encoding", "identity".to_string()),
-                (
-                    "user-agent",
-                    concat!("free-llm-proxy/", env!("CARGO_PKG_VERSION")).to_string(),
-                ),
-            ],
+            path_suffix,
+            headers,
             body: None,
             connect_timeout,
         };
@@ -235,6 +272,17 @@ impl HttpClient {
             exchange.session.shutdown().await;
         }
     }
+}
+
+/// One document GET: where under the URL, with which token, within which limits.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentGet<'a> {
+    pub path_suffix: &'a str,
+    pub bearer: Option<&'a str>,
+    pub accept: &'a str,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub limit: usize,
 }
 
 /// Why a document (model list, key CSV) could not be fetched. Names the host only: such
@@ -288,7 +336,7 @@ fn build_request(req: &Outbound<'_>) -> Result<RequestHeader, TransportFailure> 
         .map_err(invalid)?;
     for (name, value) in &req.headers {
         header
-            .insert_header(*name, value.as_str())
+            .insert_header(name.to_string(), value.as_str())
             .map_err(invalid)?;
     }
     if let Some(body) = &req.body {

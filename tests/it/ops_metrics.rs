@@ -79,7 +79,7 @@ async fn metrics_expose_every_contract_name_with_bounded_labels() {
             r#"freellm_request_duration_seconds_bucket{route="chat_completions",le="+Inf"} 3"#,
             &format!(r#"freellm_upstream_attempts_total{{model="{RANK1}",outcome="#),
             // Rank 1 is cooling by the time the stream comes: rank 2 serves both.
-            &format!(r#"freellm_upstream_attempts_total{{model="{RANK2}",outcome="success"}} 2"#),
+            &format!(r#"freellm_upstream_attempts_total{{model="{RANK2}",outcome="success",provider="openrouter"}} 2"#),
             r#"freellm_ttfb_seconds_count{route="chat_completions"} 2"#,
             r#"freellm_ttfb_seconds_bucket{route="chat_completions",le="0.0005"}"#,
             r#"freellm_ttfb_seconds_bucket{route="chat_completions",le="600"}"#,

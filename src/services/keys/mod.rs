@@ -5,7 +5,7 @@ pub mod document;
 pub mod sources;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::HttpUrl;
+use crate::config::{Config, HttpUrl};
 use crate::gateway::app::App;
 use crate::upstream::client::{DocumentError, HttpClient};
 use crate::util::atomic_file::write_atomic;
@@ -21,8 +21,8 @@ use sources::{merge_sources, parse_keys_csv, read_keys_file};
 
 /// How often the keys file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(2);
-/// Counters change on every request; they are saved with state changes and at most
-/// this often otherwise.
+/// Counters (and the day counts of SPEC §12) change on every request; they are saved
+/// with state changes, at shutdown, and at most this often otherwise.
 const COUNTER_SAVE_EVERY: Duration = Duration::from_secs(30);
 const MAX_KEYS_DOCUMENT: usize = 4 * 1024 * 1024;
 
@@ -53,19 +53,72 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Background service: persists key state on change, follows the keys file and URL.
+/// Where one provider's keys come from (SPEC §11, §12: the same three sources for every
+/// provider).
+#[derive(Debug, Clone)]
+pub struct KeySources {
+    /// Config path prefix for log lines: `upstream` or `providers[i]`.
+    pub label: String,
+    pub inline: Vec<String>,
+    pub file: Option<PathBuf>,
+    pub url: Option<HttpUrl>,
+}
+
+impl KeySources {
+    /// Every provider's sources, by provider index (OpenRouter first).
+    pub fn of(config: &Config) -> Vec<KeySources> {
+        let upstream = &config.upstream;
+        std::iter::once(KeySources {
+            label: "upstream".to_string(),
+            inline: upstream.api_keys.clone(),
+            file: upstream.api_keys_file.clone(),
+            url: upstream.api_keys_url.clone(),
+        })
+        .chain(
+            config
+                .providers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| KeySources {
+                    label: format!("providers[{i}]"),
+                    inline: p.api_keys.clone(),
+                    file: p.api_keys_file.clone(),
+                    url: p.api_keys_url.clone(),
+                }),
+        )
+        .collect()
+    }
+
+    /// The keys known before any URL sync: inline, then the file's.
+    pub fn initial(&self) -> Vec<String> {
+        let file_keys = self.file.as_deref().map(read_keys_file).unwrap_or_default();
+        merge_sources([&self.inline, &file_keys, &[]])
+    }
+}
+
+/// One provider's sync progress.
+struct Following {
+    pool: usize,
+    sources: KeySources,
+    stamp: Option<(SystemTime, u64)>,
+    file_keys: Vec<String>,
+    url_keys: Vec<String>,
+    next_url_sync: tokio::time::Instant,
+    /// Saved records of URL keys wait until the URL has been read once.
+    awaiting_url: bool,
+}
+
+/// Background service: persists key state on change, follows every keys file and URL.
 pub struct KeySync {
     app: Arc<App>,
     client: HttpClient,
-    file_keys: Vec<String>,
 }
 
 impl KeySync {
-    pub fn new(app: Arc<App>, file_keys: Vec<String>) -> Self {
+    pub fn new(app: Arc<App>) -> Self {
         KeySync {
             app,
             client: HttpClient::new(2),
-            file_keys,
         }
     }
 
@@ -73,7 +126,15 @@ impl KeySync {
         let Some(path) = document::keys_path(&self.app.config) else {
             return;
         };
-        let bytes = document::encode(&self.app.state.keys.saved(), SystemTime::now());
+        let pools: Vec<(&str, _)> = self
+            .app
+            .state
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, pool)| (self.app.provider_name(i), pool.saved()))
+            .collect();
+        let bytes = document::encode(&pools, SystemTime::now());
         if let Err(e) = write_atomic(&path, &bytes) {
             log::warn!("cannot save key state to {}: {e}", path.display());
         }
@@ -101,29 +162,87 @@ impl KeySync {
         }
         Ok(keys)
     }
+
+    /// Re-read what changed in one provider's sources; merge into its pool.
+    async fn follow(&self, f: &mut Following) {
+        let Some(pool) = self.app.state.pool(f.pool) else {
+            return;
+        };
+        let mut dirty = false;
+        if let Some(path) = &f.sources.file {
+            let now_stamp = file_stamp(path);
+            if now_stamp != f.stamp {
+                f.stamp = now_stamp;
+                f.file_keys = read_keys_file(path);
+                dirty = true;
+            }
+        }
+        if let Some(url) = f.sources.url.clone() {
+            if tokio::time::Instant::now() >= f.next_url_sync {
+                f.next_url_sync = tokio::time::Instant::now() + self.app.config.models.refresh;
+                match self.fetch_url(&url).await {
+                    Ok(keys) => {
+                        f.url_keys = keys;
+                        dirty = true;
+                    }
+                    Err(e) => log::warn!(
+                        "{}.api_keys_url sync failed, keeping the current keys: {e}",
+                        f.sources.label
+                    ),
+                }
+            }
+        }
+        if dirty {
+            let merged = merge_sources([&f.sources.inline, &f.file_keys, &f.url_keys]);
+            if pool.set_keys(&merged) {
+                log::info!(
+                    "{} key pool now holds {} keys",
+                    self.app.provider_name(f.pool),
+                    merged.len()
+                );
+            }
+            if f.awaiting_url && !f.url_keys.is_empty() {
+                f.awaiting_url = false;
+                pool.forget_dormant();
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl BackgroundService for KeySync {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // Not `&mut self`: the service trait shares `self`, so mutable state lives here.
-        let mut this_file_keys = self.file_keys.clone();
-        let file = self.app.config.upstream.api_keys_file.clone();
-        let url = self.app.config.upstream.api_keys_url.clone();
-        let mut stamp = file.as_deref().and_then(file_stamp);
-        let mut url_keys: Vec<String> = Vec::new();
-        let mut next_url_sync = tokio::time::Instant::now();
-        let mut last_counter_save = tokio::time::Instant::now();
-        let mut poll = tokio::time::interval(FILE_POLL);
-        // Saved records of URL keys wait until the URL has been read once.
-        let mut awaiting_url = url.is_some();
-        if !awaiting_url {
-            self.app.state.keys.forget_dormant();
+        let mut following: Vec<Following> = KeySources::of(&self.app.config)
+            .into_iter()
+            .enumerate()
+            .map(|(pool, sources)| Following {
+                pool,
+                stamp: sources.file.as_deref().and_then(file_stamp),
+                file_keys: sources
+                    .file
+                    .as_deref()
+                    .map(read_keys_file)
+                    .unwrap_or_default(),
+                url_keys: Vec::new(),
+                next_url_sync: tokio::time::Instant::now(),
+                awaiting_url: sources.url.is_some(),
+                sources,
+            })
+            .collect();
+        for f in &following {
+            if !f.awaiting_url {
+                if let Some(pool) = self.app.state.pool(f.pool) {
+                    pool.forget_dormant();
+                }
+            }
         }
         self.save();
+        let mut last_counter_save = tokio::time::Instant::now();
+        let mut poll = tokio::time::interval(FILE_POLL);
         loop {
             tokio::select! {
-                _ = self.app.state.keys.changed.notified() => {
+                _ = self.app.state.keys_changed.notified() => {
                     self.save();
                     last_counter_save = tokio::time::Instant::now();
                     continue;
@@ -134,42 +253,8 @@ impl BackgroundService for KeySync {
                     return;
                 }
             }
-            let mut dirty = false;
-            if let Some(path) = &file {
-                let now_stamp = file_stamp(path);
-                if now_stamp != stamp {
-                    stamp = now_stamp;
-                    this_file_keys = read_keys_file(path);
-                    dirty = true;
-                }
-            }
-            if let Some(url) = &url {
-                if tokio::time::Instant::now() >= next_url_sync {
-                    next_url_sync = tokio::time::Instant::now() + self.app.config.models.refresh;
-                    match self.fetch_url(url).await {
-                        Ok(keys) => {
-                            url_keys = keys;
-                            dirty = true;
-                        }
-                        Err(e) => log::warn!(
-                            "upstream.api_keys_url sync failed, keeping the current keys: {e}"
-                        ),
-                    }
-                }
-            }
-            if dirty {
-                let merged = merge_sources([
-                    &self.app.config.upstream.api_keys,
-                    &this_file_keys,
-                    &url_keys,
-                ]);
-                if self.app.state.keys.set_keys(&merged) {
-                    log::info!("upstream key pool now holds {} keys", merged.len());
-                }
-                if awaiting_url && !url_keys.is_empty() {
-                    awaiting_url = false;
-                    self.app.state.keys.forget_dormant();
-                }
+            for f in following.iter_mut() {
+                self.follow(f).await;
             }
             if last_counter_save.elapsed() >= COUNTER_SAVE_EVERY {
                 self.save();

@@ -8,9 +8,10 @@
 //!   model named in the JSON body (`script`), else the model's default
 //!   (`set_default`), else a 200 completion (`"stream": true`: an SSE stream)
 //!   saying `hello from <model>`. A body without a `model` gets a 400.
+//! - `GET /api/v1/key`: the key info set for the bearer token (404 by default).
 //! - anything else: 404.
 //!
-//! Every request except the list's is recorded ([`RecordedRequest`]).
+//! Every request except the list's and the key info's is recorded ([`RecordedRequest`]).
 //! Connections are numbered from 1; when one ends, for whatever reason, the
 //! time is kept (`connection_closed_at`). While a behaviour waits (delay,
 //! SSE sleep, hang) the socket is read at the same time, so a peer that goes
@@ -35,6 +36,9 @@ use super::wire::{self, Conn, Head};
 
 pub const LIST_PATH: &str = "/top-models";
 pub const CHAT_PATH: &str = "/api/v1/chat/completions";
+/// OpenRouter's key-info route (SPEC §12): answered per bearer token, never recorded
+/// among the chat requests.
+pub const KEY_PATH: &str = "/api/v1/key";
 /// The real list snapshot the binary embeds (a copy of shared/fixtures/top-models.json).
 pub const FIXTURE_PATH: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/conf/embedded-top-models.json");
@@ -380,6 +384,19 @@ impl MockUpstream {
         state.defaults.insert(model.to_string(), behaviour);
     }
 
+    /// What `GET /api/v1/key` answers for the bearer `key` from now on.
+    pub fn set_key_info(&self, key: &str, status: u16, body: impl Into<String>) {
+        self.shared
+            .lock()
+            .key_info
+            .insert(key.to_string(), (status, body.into()));
+    }
+
+    /// Bearer tokens of the `GET /api/v1/key` requests so far.
+    pub fn key_requests(&self) -> Vec<String> {
+        self.shared.lock().key_requests.clone()
+    }
+
     /// Every recorded request, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -447,6 +464,9 @@ struct State {
     list_requests: usize,
     scripts: HashMap<String, VecDeque<Behaviour>>,
     defaults: HashMap<String, Behaviour>,
+    /// `GET /api/v1/key` answers by bearer token; absent = 404.
+    key_info: HashMap<String, (u16, String)>,
+    key_requests: Vec<String>,
     requests: Vec<RecordedRequest>,
     closed: HashMap<u64, ConnClose>,
 }
@@ -464,6 +484,8 @@ impl Shared {
             list_requests: 0,
             scripts: HashMap::new(),
             defaults: HashMap::new(),
+            key_info: HashMap::new(),
+            key_requests: Vec::new(),
             requests: Vec::new(),
             closed: HashMap::new(),
         };
@@ -501,6 +523,23 @@ impl Shared {
         let mut state = self.lock();
         state.list_requests += 1;
         state.list.clone()
+    }
+
+    fn key_info(&self, request: &Request) -> (u16, String) {
+        let token = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, v)| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_string();
+        let mut state = self.lock();
+        state.key_requests.push(token.clone());
+        state
+            .key_info
+            .get(&token)
+            .cloned()
+            .unwrap_or_else(|| (404, error_body(404, "mock upstream: no key info")))
     }
 
     fn next_behaviour(&self, request: &Request) -> Behaviour {
@@ -605,6 +644,10 @@ async fn serve_one(conn: &mut Conn, conn_id: u64, shared: &Shared) -> Next {
     let route = request.target.split('?').next().unwrap_or("");
     if request.method == "GET" && route == LIST_PATH {
         let (status, body) = shared.next_list();
+        return write_json(conn, status, &[], &body, keep_alive).await;
+    }
+    if request.method == "GET" && route == KEY_PATH {
+        let (status, body) = shared.key_info(&request);
         return write_json(conn, status, &[], &body, keep_alive).await;
     }
     let behaviour = match (request.method.as_str(), route) {
